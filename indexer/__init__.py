@@ -1,0 +1,33 @@
+"""catalens indexer: catalog sources, safe decoding, the catalog store and the FAISS index built from it."""
+
+from __future__ import annotations
+
+from indexer.errors import (
+    FetchError,
+    ImageDecodeError,
+    IndexBuildError,
+    IndexerError,
+    ItemError,
+    SourceError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreModelMismatchError,
+    StoreNotFoundError,
+    StoreVersionError,
+)
+
+__all__ = [
+    "FetchError",
+    "ImageDecodeError",
+    "IndexBuildError",
+    "IndexerError",
+    "ItemError",
+    "SourceError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreModelMismatchError",
+    "StoreNotFoundError",
+    "StoreVersionError",
+]

@@ -1,0 +1,109 @@
+"""Typed errors raised by the indexer and the catalog store.
+
+Per-item problems (:class:`ItemError` and subclasses) are recorded against the item and never stop a run;
+store-level problems stop it with a message the CLI can print as is.
+"""
+
+from __future__ import annotations
+
+
+class IndexerError(Exception):
+    """Base class for every error the indexer package raises."""
+
+
+class ItemError(IndexerError):
+    """One catalog item could not be read or decoded; the run records ``reason`` and goes on."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class ImageDecodeError(ItemError):
+    """The bytes are not an allowed, intact, reasonably sized image."""
+
+
+class FetchError(ItemError):
+    """The bytes could not be read: a missing file, an unreachable URL, a response over the size cap."""
+
+
+class SourceError(IndexerError):
+    """A catalog source as a whole is unusable (missing folder, manifest without an ``image`` column...)."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot read catalog source {source!r}: {reason}")
+
+
+class StoreError(IndexerError):
+    """Base class for problems with a store directory as a whole."""
+
+
+class StoreNotFoundError(StoreError):
+    """No store exists at the given path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no catalens store at {path!r} (create one with `catalens index SOURCE --store {path}`)")
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing to the store."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"the store at {path!r} is being written by another process ({holder}); "
+            "wait for it to finish, or stop it, and try again"
+        )
+
+
+class StoreModelMismatchError(StoreError):
+    """A run asked for a model other than the one the store's vectors were made with."""
+
+    def __init__(self, path: str, store_model: str, requested: str) -> None:
+        self.path = path
+        self.store_model = store_model
+        self.requested = requested
+        super().__init__(
+            f"the store at {path!r} holds vectors from model {store_model!r}, but this run asked for "
+            f"{requested!r}; vectors from two models cannot be mixed. Re-run with --rebuild to re-embed every "
+            "item with the new model, or use a new --store directory"
+        )
+
+
+class StoreVersionError(StoreError):
+    """The store's schema version is not one this catalens can read."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        if found > supported:
+            advice = "it was written by a newer catalens; upgrade catalens to read it"
+        else:
+            advice = "no upgrade path exists from that version; rebuild it with `catalens index --rebuild`"
+        super().__init__(
+            f"the store at {path!r} has schema version {found}, this catalens reads version {supported}: {advice}"
+        )
+
+
+class StoreCorruptError(StoreError):
+    """A store file exists but cannot be parsed."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"the store at {path!r} is damaged: {reason}. `catalens reindex` rebuilds the index file")
+
+
+class IndexBuildError(IndexerError):
+    """A FAISS index could not be built with the requested factory string."""
+
+    def __init__(self, factory: str, reason: str) -> None:
+        self.factory = factory
+        self.reason = reason
+        super().__init__(f"cannot build a FAISS index {factory!r}: {reason}")

@@ -1,0 +1,425 @@
+"""The indexing pipeline: scan → skip unchanged → read and decode in a worker pool → embed in batches →
+write each batch in one transaction → build and publish the FAISS index.
+
+Decoding and preprocessing run in threads (Pillow and torch release the GIL for the heavy parts) and
+overlap with batched inference in the calling thread; a bounded window of in-flight items keeps memory flat
+however large the catalog. Every batch is committed before the next, so a killed run loses at most one
+batch of work, and a re-run skips what was committed (no duplicates: item ids are unique in the store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from indexer.errors import ItemError, StoreModelMismatchError
+from indexer.faiss_index import DEFAULT_FACTORY, build_index, validate_factory, write_index
+from indexer.fetch import Fetcher, FetchOptions
+from indexer.images import decode_image
+from indexer.lock import WriterLock
+from indexer.records import ItemRecord, ScanProblem
+from indexer.sources import Source, open_source
+from indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
+from models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
+
+
+def default_workers() -> int:
+    """Decode threads: enough to keep the model fed without starving its own intra-op threads."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+class ProgressSink(Protocol):
+    """Receives progress; the CLI renders it with tqdm, library callers may pass ``None``."""
+
+    def start(self, phase: str, total: int | None) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class _NoProgress:
+    def start(self, phase: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How to run an indexing job.
+
+    Attributes:
+        model: a model spec; ``None`` keeps the store's model (or uses the default for a new store).
+        index_factory: a FAISS index-factory string; ``None`` keeps the store's (``Flat`` for a new store).
+        batch_size: images per forward pass; ``None`` picks one for the device.
+        workers: decode and preprocess threads.
+        rebuild: re-embed every item, and allow switching the store to another model.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        fetch: limits for reading files and URLs.
+    """
+
+    model: str | None = None
+    index_factory: str | None = None
+    batch_size: int | None = None
+    workers: int = field(default_factory=default_workers)
+    rebuild: bool = False
+    device: str = "auto"
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+
+
+@dataclass
+class IndexReport:
+    """The summary of a run, printed by the CLI and returned to library callers."""
+
+    store: str
+    model: str
+    index_factory: str
+    new: int = 0
+    updated: int = 0
+    metadata_updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[FailedItem] = field(default_factory=list)
+    indexed_total: int = 0
+    generation: int | None = None
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        """Items read, decoded and embedded per second of pipeline time (excludes model loading)."""
+        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "model": self.model,
+            "index_factory": self.index_factory,
+            "new": self.new,
+            "updated": self.updated,
+            "metadata_updated": self.metadata_updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": len(self.failed),
+            "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in self.failed],
+            "indexed_total": self.indexed_total,
+            "generation": self.generation,
+            "embedded": self.embedded,
+            "images_per_second": round(self.images_per_second, 2),
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Ready:
+    record: ItemRecord
+    content_hash: str
+    width: int
+    height: int
+    pixels: np.ndarray
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class _SameContent:
+    record: ItemRecord
+
+
+@dataclass(frozen=True)
+class _Failed:
+    record: ItemRecord
+    reason: str
+
+
+_Prepared = _Ready | _SameContent | _Failed
+
+
+def content_hash(data: bytes) -> str:
+    """The content hash recorded per item; equal bytes are never embedded twice."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def index_catalog(
+    source: str | os.PathLike[str] | Source,
+    store_path: str | os.PathLike[str],
+    options: IndexOptions | None = None,
+    progress: ProgressSink | None = None,
+    registry: ModelRegistry | None = None,
+) -> IndexReport:
+    """Index a folder or manifest into a store, incrementally.
+
+    Args:
+        source: a folder, a CSV/JSONL manifest, or a :class:`Source`.
+        store_path: the store directory (created when missing).
+        options: model, index and throughput options.
+        progress: receives progress events.
+        registry: the model registry (the default one when ``None``).
+
+    Returns:
+        The run's summary; per-item failures are listed in it, not raised.
+
+    Raises:
+        SourceError: the source as a whole cannot be read.
+        StoreLockedError: another process is writing to the store.
+        StoreModelMismatchError: the store holds another model's vectors and ``rebuild`` is off.
+        StoreVersionError, StoreCorruptError: the store cannot be opened.
+        IndexBuildError: the FAISS factory string is invalid or cannot be trained.
+        ModelError: the model cannot be loaded.
+    """
+    options = options or IndexOptions()
+    sink = progress or _NoProgress()
+    registry = registry or default_registry()
+    catalog = source if not isinstance(source, str | os.PathLike) else open_source(source)
+    root = Path(store_path).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    with WriterLock(root / LOCK_NAME, str(root)):
+        store = CatalogStore.open(root) if CatalogStore.exists(root) else None
+        try:
+            requested = registry.parse(options.model).canonical if options.model else None
+            if store is not None and requested and requested != store.manifest.model and not options.rebuild:
+                raise StoreModelMismatchError(str(root), store.manifest.model, requested)
+            spec = requested or (store.manifest.model if store else DEFAULT_MODEL)
+            factory = options.index_factory or (store.manifest.index_factory if store else DEFAULT_FACTORY)
+            if store is not None:
+                validate_factory(factory, store.manifest.dim)
+            encoder = registry.load(spec, LoadOptions(device=options.device))
+            validate_factory(factory, encoder.dim)
+            if store is None:
+                store = CatalogStore.create(root, encoder.spec, encoder.dim, factory)
+            elif options.rebuild:
+                store.reset_model(encoder.spec, encoder.dim)
+            return _Run(catalog, store, encoder, options, sink, factory).execute()
+        finally:
+            if store is not None:
+                store.close()
+
+
+def reindex(
+    store_path: str | os.PathLike[str], index_factory: str | None = None, progress: ProgressSink | None = None
+) -> IndexState:
+    """Rebuild the FAISS index from the store's SQLite vectors alone and publish it as a new generation.
+
+    Raises:
+        StoreNotFoundError, StoreLockedError, IndexBuildError.
+    """
+    sink = progress or _NoProgress()
+    with CatalogStore.open(store_path) as store, store.writer_lock():
+        factory = index_factory or store.manifest.index_factory
+        validate_factory(factory, store.manifest.dim)
+        return _publish(store, factory, sink)
+
+
+def _publish(store: CatalogStore, factory: str, sink: ProgressSink) -> IndexState:
+    count = store.vector_count()
+    sink.start("building index", None)
+    index = build_index(factory, store.manifest.dim, store.iter_vectors, count)
+    state = store.publish_index(lambda path: write_index(index, path), factory, count)
+    sink.finish()
+    return state
+
+
+class _Run:
+    """One indexing run over one source; holds the run's counters while it executes."""
+
+    def __init__(
+        self,
+        catalog: Source,
+        store: CatalogStore,
+        encoder: ImageTextEncoder,
+        options: IndexOptions,
+        sink: ProgressSink,
+        factory: str,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.encoder = encoder
+        self.options = options
+        self.sink = sink
+        self.factory = factory
+        self.batch_size = options.batch_size or encoder.default_batch_size
+        self.report = IndexReport(store=str(store.path), model=encoder.spec, index_factory=factory)
+        self.vectors_changed = options.rebuild
+
+    def execute(self) -> IndexReport:
+        started = time.perf_counter()
+        records, problems = self._scan()
+        existing = self.store.item_states(self.catalog.origin)
+        work, touched = self._plan(records, existing)
+        self._remove_missing(records, problems, existing)
+        if touched:
+            self.store.write_batch(touched=touched)
+        self._record_problems(problems)
+        embed_started = time.perf_counter()
+        self._process(work, existing)
+        self.report.embed_seconds = time.perf_counter() - embed_started
+        index = self.store.manifest.index
+        stale = index is None or index.factory != self.factory or not (self.store.path / index.file).is_file()
+        if self.vectors_changed or stale:
+            self.report.generation = _publish(self.store, self.factory, self.sink).generation
+        else:
+            self.report.generation = index.generation if index else None
+        self.report.indexed_total = self.store.status_counts()["indexed"]
+        self.report.elapsed_seconds = time.perf_counter() - started
+        return self.report
+
+    def _scan(self) -> tuple[list[ItemRecord], list[tuple[ScanProblem, bool]]]:
+        """Enumerate the source; problems carry whether they may be stored (duplicates may not)."""
+        self.sink.start("scanning", None)
+        records: list[ItemRecord] = []
+        problems: list[tuple[ScanProblem, bool]] = []
+        seen: dict[str, str] = {}
+        for entry in self.catalog.scan():
+            self.sink.advance()
+            if entry.id in seen:
+                reason = f"duplicate id {entry.id!r} (first used by {seen[entry.id]}); this row was skipped"
+                problems.append((ScanProblem(entry.id, entry.source, reason), False))
+                continue
+            seen[entry.id] = entry.source
+            if isinstance(entry, ScanProblem):
+                problems.append((entry, True))
+            else:
+                records.append(entry)
+        self.sink.finish()
+        return records, problems
+
+    def _plan(
+        self, records: list[ItemRecord], existing: dict[str, ItemState]
+    ) -> tuple[list[ItemRecord], list[ItemRecord]]:
+        """Split records into those whose bytes must be read and those that only need a metadata check."""
+        work: list[ItemRecord] = []
+        touched: list[ItemRecord] = []
+        for record in records:
+            state = existing.get(record.id)
+            if state is None or state.status != "indexed" or not state.has_vector:
+                work.append(record)
+                continue
+            same_file = record.stat is not None and state.stat == record.stat
+            # URLs are treated as immutable: re-downloading a large catalog on every run would be worse.
+            same_url = record.is_url and state.metadata[0] == record.source
+            if not (same_file or same_url):
+                work.append(record)
+            elif state.metadata != record.metadata():
+                touched.append(record)
+                self.report.metadata_updated += 1
+            else:
+                self.report.unchanged += 1
+        return work, touched
+
+    def _remove_missing(
+        self, records: list[ItemRecord], problems: list[tuple[ScanProblem, bool]], existing: dict[str, ItemState]
+    ) -> None:
+        present = {r.id for r in records} | {p.id for p, _ in problems}
+        gone = [item_id for item_id in existing if item_id not in present]
+        if gone:
+            self.report.removed = self.store.delete_items(gone)
+            self.vectors_changed = True
+
+    def _record_problems(self, problems: list[tuple[ScanProblem, bool]]) -> None:
+        stored = []
+        existing = self.store.item_states(self.catalog.origin) if problems else {}
+        for problem, storable in problems:
+            failure = FailedItem(problem.id, problem.source, problem.reason)
+            self.report.failed.append(failure)
+            if storable:
+                record = ItemRecord(id=problem.id, source=problem.source, origin=self.catalog.origin)
+                stored.append((failure, record))
+        if stored:
+            self.store.write_batch(failed=stored)
+            self.vectors_changed |= any(_had_vector(existing.get(r.id)) for _, r in stored)
+
+    def _process(self, work: list[ItemRecord], existing: dict[str, ItemState]) -> None:
+        if not work:
+            return
+        self.sink.start("embedding", len(work))
+        window = 2 * self.batch_size + 2 * self.options.workers
+        ready: list[_Ready] = []
+        same: list[ItemRecord] = []
+        failed: list[_Failed] = []
+        with Fetcher(self.options.fetch) as fetcher, ThreadPoolExecutor(self.options.workers) as pool:
+            todo: Iterator[ItemRecord] = iter(work)
+            pending: set[Future[_Prepared]] = set()
+
+            def refill() -> None:
+                for record in todo:
+                    pending.add(pool.submit(self._prepare, fetcher, record, existing.get(record.id)))
+                    if len(pending) >= window:
+                        return
+
+            refill()
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                pending.difference_update(done)
+                for future in done:
+                    result = future.result()
+                    if isinstance(result, _Ready):
+                        ready.append(result)
+                    elif isinstance(result, _SameContent):
+                        same.append(result.record)
+                    else:
+                        failed.append(result)
+                refill()
+                while len(ready) >= self.batch_size or (not pending and (ready or same or failed)):
+                    self._flush(ready[: self.batch_size], same, failed, existing)
+                    del ready[: self.batch_size]
+                    same, failed = [], []
+                if len(same) + len(failed) >= self.batch_size:
+                    self._flush([], same, failed, existing)
+                    same, failed = [], []
+        self.sink.finish()
+
+    def _prepare(self, fetcher: Fetcher, record: ItemRecord, state: ItemState | None) -> _Prepared:
+        """Worker-thread step: read, hash, decode and preprocess one item; never raises."""
+        try:
+            data = fetcher.read(record.source)
+            digest = content_hash(data)
+            if state is not None and state.status == "indexed" and state.has_vector and state.content_hash == digest:
+                return _SameContent(record)
+            decoded = decode_image(data, source=record.source, draft_size=self.encoder.image_size)
+            pixels = self.encoder.preprocess(decoded.image)
+            return _Ready(record, digest, decoded.width, decoded.height, pixels, is_new=state is None)
+        except ItemError as e:
+            return _Failed(record, e.reason)
+        except Exception as e:  # one bad image must never stop the run
+            return _Failed(record, f"unexpected error while decoding: {type(e).__name__}: {e}")
+
+    def _flush(
+        self, ready: list[_Ready], same: list[ItemRecord], failed: list[_Failed], existing: dict[str, ItemState]
+    ) -> None:
+        embedded: list[EmbeddedItem] = []
+        if ready:
+            vectors = self.encoder.encode_pixels(np.stack([r.pixels for r in ready]))
+            embedded = [
+                EmbeddedItem(r.record, r.content_hash, r.width, r.height, vector)
+                for r, vector in zip(ready, vectors, strict=True)
+            ]
+        failures = [(FailedItem(f.record.id, f.record.source, f.reason), f.record) for f in failed]
+        self.store.write_batch(embedded=embedded, failed=failures, touched=same)
+        for r in ready:
+            if r.is_new:
+                self.report.new += 1
+            else:
+                self.report.updated += 1
+        self.report.embedded += len(ready)
+        self.report.unchanged += len(same)
+        self.report.failed.extend(f for f, _ in failures)
+        if ready or any(_had_vector(existing.get(f.record.id)) for f in failed):
+            self.vectors_changed = True
+        self.sink.advance(len(ready) + len(same) + len(failed))
+
+
+def _had_vector(state: ItemState | None) -> bool:
+    return state is not None and state.has_vector

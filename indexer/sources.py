@@ -1,0 +1,227 @@
+"""Catalog sources: a folder of images, or a CSV/JSONL manifest with ids, image locations and metadata.
+
+A source yields :class:`ItemRecord` objects for items it can describe and :class:`ScanProblem` objects
+for rows it cannot, so a bad manifest row is reported like a bad image instead of stopping the scan.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from indexer.errors import SourceError
+from indexer.images import sniff_format
+from indexer.records import ItemRecord, ScanProblem
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+KNOWN_COLUMNS = ("id", "image", "product_id", "title", "description", "category", "price")
+ScanEntry = ItemRecord | ScanProblem
+
+
+class Source(Protocol):
+    """Anything that can enumerate catalog items."""
+
+    @property
+    def origin(self) -> str:
+        """A stable name for the source; items from earlier runs of the same origin can be removed."""
+        ...
+
+    def scan(self) -> Iterator[ScanEntry]:
+        """Yield one record or problem per catalog item."""
+        ...
+
+
+def open_source(location: str | os.PathLike[str]) -> Source:
+    """Choose the source type for a path: a directory is a folder source, a CSV/JSONL file a manifest.
+
+    Raises:
+        SourceError: the path does not exist or is neither a directory nor a manifest.
+    """
+    path = Path(location).expanduser().resolve()
+    if path.is_dir():
+        return FolderSource(path)
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        return ManifestSource(path)
+    if not path.exists():
+        raise SourceError(str(location), "no such file or directory")
+    raise SourceError(str(location), f"expected a folder of images or a manifest ({', '.join(MANIFEST_SUFFIXES)})")
+
+
+def file_stat(path: Path) -> str:
+    """The size and modification time that decide whether a file must be read again."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """Every image below a folder, recursively, ids being paths relative to the folder.
+
+    Images are recognised by content (magic bytes), so extension-less or misnamed images are found; a file
+    with an image extension whose content is not an image is still yielded, so that it is reported with a
+    reason instead of silently ignored. Hidden files and folders are skipped; symlinked folders are followed
+    once each, so link loops end.
+    """
+
+    root: Path
+
+    @property
+    def origin(self) -> str:
+        return str(self.root)
+
+    def scan(self) -> Iterator[ScanEntry]:
+        if not self.root.is_dir():
+            raise SourceError(str(self.root), "not a directory")
+        seen_dirs: set[tuple[int, int]] = set()
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                dirnames.clear()
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                entry = self._entry(Path(dirpath, name))
+                if entry is not None:
+                    yield entry
+
+    def _entry(self, path: Path) -> ScanEntry | None:
+        rel = path.relative_to(self.root).as_posix()
+        try:
+            if not path.is_file():
+                return None
+            with path.open("rb") as fh:
+                head = fh.read(16)
+            stat = file_stat(path)
+        except OSError as e:
+            return ScanProblem(rel, str(path), f"cannot read file: {e.strerror or e}")
+        if sniff_format(head) is None and path.suffix.lower() not in IMAGE_SUFFIXES:
+            return None
+        return ItemRecord(id=rel, source=str(path), origin=self.origin, stat=stat)
+
+
+@dataclass(frozen=True)
+class ManifestSource:
+    """A CSV or JSONL manifest: one row per item.
+
+    Columns: ``id`` and ``image`` (required; ``image`` is a path relative to the manifest, an absolute
+    path, or an http(s) URL), optional ``product_id``, ``title``, ``description``, ``category``, ``price``;
+    every other column (and a JSONL ``attributes`` object) becomes an attribute.
+    """
+
+    path: Path
+
+    @property
+    def origin(self) -> str:
+        return str(self.path)
+
+    def scan(self) -> Iterator[ScanEntry]:
+        rows = self._jsonl_rows() if self.path.suffix.lower() in (".jsonl", ".ndjson") else self._csv_rows()
+        for line, row in rows:
+            if isinstance(row, ScanProblem):
+                yield row
+            else:
+                yield self._record(line, row)
+
+    def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any] | ScanProblem]]:
+        try:
+            handle = self.path.open(newline="", encoding="utf-8-sig")
+        except OSError as e:
+            raise SourceError(str(self.path), e.strerror or str(e)) from e
+        with handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in ("id", "image") if c not in columns]
+            if missing:
+                raise SourceError(str(self.path), f"the header lacks the column(s) {', '.join(missing)}")
+            try:
+                for row in reader:
+                    clean = {(k or "").strip(): v for k, v in row.items() if k is not None}
+                    yield reader.line_num, clean
+            except (csv.Error, UnicodeDecodeError) as e:
+                raise SourceError(str(self.path), f"line {reader.line_num}: {e}") from e
+
+    def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any] | ScanProblem]]:
+        try:
+            handle = self.path.open(encoding="utf-8-sig")
+        except OSError as e:
+            raise SourceError(str(self.path), e.strerror or str(e)) from e
+        with handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as e:
+                    yield number, ScanProblem(f"line {number}", str(self.path), f"invalid JSON: {e.msg}")
+                    continue
+                if not isinstance(row, dict):
+                    yield number, ScanProblem(f"line {number}", str(self.path), "a row must be a JSON object")
+                    continue
+                yield number, row
+
+    def _record(self, line: int, row: dict[str, Any]) -> ScanEntry:
+        item_id = _text(row.get("id"))
+        image = _text(row.get("image"))
+        where = f"line {line}"
+        if not item_id:
+            return ScanProblem(where, str(self.path), "the row has no id")
+        if not image:
+            return ScanProblem(item_id, str(self.path), f"{where} has no image")
+        price_text = row.get("price")
+        price: float | None = None
+        if price_text not in (None, ""):
+            try:
+                price = float(str(price_text).strip().lstrip("$€£"))
+            except ValueError:
+                return ScanProblem(item_id, image, f"{where}: price {price_text!r} is not a number")
+            if not math.isfinite(price) or price < 0:
+                return ScanProblem(item_id, image, f"{where}: price {price_text!r} is not a non-negative number")
+        attributes: dict[str, Any] = {}
+        nested = row.get("attributes")
+        if isinstance(nested, dict):
+            attributes.update(nested)
+        for key, value in row.items():
+            if key not in KNOWN_COLUMNS and key != "attributes" and key and value not in (None, ""):
+                attributes[key] = value
+        source, stat = self._locate(image)
+        return ItemRecord(
+            id=item_id,
+            source=source,
+            origin=self.origin,
+            stat=stat,
+            product_id=_text(row.get("product_id")),
+            title=_text(row.get("title")),
+            description=_text(row.get("description")),
+            category=_text(row.get("category")),
+            price=price,
+            attributes=attributes,
+        )
+
+    def _locate(self, image: str) -> tuple[str, str | None]:
+        if image.startswith(("http://", "https://")):
+            return image, None
+        path = Path(image).expanduser()
+        if not path.is_absolute():
+            path = self.path.parent / path
+        path = path.resolve()
+        try:
+            return str(path), file_stat(path)
+        except OSError:
+            return str(path), None  # reported when the bytes are read
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

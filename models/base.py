@@ -1,0 +1,130 @@
+"""The model layer's vocabulary: the encoder protocol, parsed model specs and load options.
+
+Everything outside ``models/`` talks to image–text models through :class:`ImageTextEncoder`, passing PIL
+images and strings in and getting numpy float32 arrays out, so torch never leaks into the indexer or
+the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+SpecKind = Literal["pretrained", "hf-hub", "checkpoint-file", "checkpoint-dir", "config", "random"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec string.
+
+    Attributes:
+        kind: how the weights are found (see :func:`models.registry.parse_spec` for the grammar).
+        backend: the registry backend that loads it (``"open_clip"`` for now).
+        arch: the architecture name, when the spec names one.
+        tag: the open_clip pretrained tag (``kind == "pretrained"``) or ``"random"``.
+        path: an absolute local path for checkpoints and configs, or the hub id for ``hf-hub``.
+    """
+
+    kind: SpecKind
+    backend: str
+    arch: str | None = None
+    tag: str | None = None
+    path: str | None = None
+
+    @property
+    def canonical(self) -> str:
+        """The one string that names this model in the CLI, over HTTP and in a store's manifest."""
+        if self.kind == "hf-hub":
+            return f"hf-hub:{self.path}"
+        if self.kind in ("checkpoint-dir", "config"):
+            return str(self.path)
+        if self.kind == "checkpoint-file":
+            return f"{self.arch}:{self.path}"
+        return f"{self.arch}:{self.tag}"
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to place and run a model.
+
+    Attributes:
+        device: ``"auto"`` (cuda, then mps, then cpu) or an explicit torch device string.
+        precision: ``"auto"`` (fp16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or ``"fp16"``.
+        cache_dir: where downloaded weights go; ``None`` uses the Hugging Face default (``HF_HOME``).
+        seed: the seed for ``random`` and ``config`` specs, so random models are reproducible.
+    """
+
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "fp16"] = "auto"
+    cache_dir: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of ``catalens models``: an architecture and the weight tags known for it."""
+
+    backend: str
+    arch: str
+    tags: tuple[str, ...]
+
+
+@runtime_checkable
+class ImageTextEncoder(Protocol):
+    """An image–text model that maps images and texts into one L2-normalised embedding space."""
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string of the loaded model."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension."""
+        ...
+
+    @property
+    def logit_scale(self) -> float:
+        """The learned temperature: zero-shot logits are ``logit_scale * cosine``."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on, e.g. ``"cpu"`` or ``"cuda:0"``."""
+        ...
+
+    @property
+    def image_size(self) -> int:
+        """The side, in pixels, of the square the model sees; decoders may decode JPEGs at reduced scale to it."""
+        ...
+
+    @property
+    def default_batch_size(self) -> int:
+        """A batch size that keeps this device busy without exhausting its memory."""
+        ...
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """Turn one RGB image into the model's input, a float32 ``(3, H, W)`` array.
+
+        Thread-safe, so the indexer can run it in a worker pool.
+        """
+        ...
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Embed a batch of preprocessed images ``(n, 3, H, W)``; returns float32 ``(n, dim)``, L2-normalised."""
+        ...
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
+        """Preprocess and embed RGB images; returns float32 ``(n, dim)``, L2-normalised."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Embed texts; returns float32 ``(n, dim)``, L2-normalised."""
+        ...

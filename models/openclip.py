@@ -1,0 +1,368 @@
+"""The open_clip backend: parses open_clip specs, loads models and wraps them as :class:`ImageTextEncoder`.
+
+Spec grammar handled here (first match wins):
+
+* ``hf-hub:ORG/NAME`` – an open_clip model published on the Hugging Face hub.
+* a local directory holding ``open_clip_config.json`` and weights (the hub layout; what
+  :func:`save_checkpoint` writes and ``catalens finetune`` produces).
+* a local ``*.json`` architecture config – random, seeded weights (custom and tiny models for tests).
+* ``ARCH:random`` – a built-in architecture with random, seeded weights (benchmarks, tests).
+* ``ARCH:/path/to/weights`` – a built-in architecture with a local checkpoint file.
+* ``ARCH:TAG`` – a built-in architecture with open_clip's pretrained weights for TAG.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from models.base import LoadOptions, ModelInfo, ModelSpec
+from models.device import Placement, plan_placement
+from models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
+from models.hub import WeightSource, hf_repo_source, hub_offline, offline_requested, pretrained_source, reachable
+
+BACKEND = "open_clip"
+CONFIG_NAME = "open_clip_config.json"
+WEIGHTS_NAME = "open_clip_model.safetensors"
+_CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+# Messages open_clip uses when it wraps a failed download in a RuntimeError.
+_DOWNLOAD_FAILURE_MARKERS = ("Failed to download", "Failed initial config/weights load from HF Hub")
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "./", "../", "~")) or text.endswith((".json", *_CHECKPOINT_SUFFIXES))
+
+
+def _close_matches(word: str, choices: list[str]) -> list[str]:
+    """Put the likeliest intended names first, so error messages are useful for typos."""
+    close = difflib.get_close_matches(word, choices, n=5, cutoff=0.5)
+    return close + [c for c in choices if c not in close]
+
+
+class OpenClipBackend:
+    """Registry backend for every spec open_clip can load."""
+
+    name = BACKEND
+
+    def parse(self, text: str) -> ModelSpec | None:
+        """Parse ``text`` into a spec, or return ``None`` when it is not an open_clip spec.
+
+        Raises:
+            UnknownModelError: the text is meant for this backend but names nothing that exists.
+        """
+        import open_clip
+
+        text = text.strip()
+        if text.startswith("hf-hub:"):
+            repo = text.removeprefix("hf-hub:")
+            if repo.count("/") != 1 or not all(repo.split("/")):
+                raise UnknownModelError(text, "hf-hub specs look like hf-hub:ORG/NAME")
+            return ModelSpec(kind="hf-hub", backend=BACKEND, path=repo)
+        local = text.removeprefix("local-dir:")
+        if local != text or _looks_like_path(text) or os.path.exists(os.path.expanduser(text)):
+            return self._parse_local(text, Path(local).expanduser())
+        arch, sep, tag = text.partition(":")
+        archs = open_clip.list_models()
+        if arch not in archs:
+            raise UnknownModelError(text, f"no architecture named {arch!r}", _close_matches(arch, archs))
+        tags = list(open_clip.list_pretrained_tags_by_model(arch))
+        if not sep or not tag:
+            raise UnknownModelError(text, f"{arch} needs a weights tag", [f"{arch}:{t}" for t in [*tags, "random"]])
+        if tag == "random":
+            return ModelSpec(kind="random", backend=BACKEND, arch=arch, tag="random")
+        if _looks_like_path(tag) or os.path.isfile(os.path.expanduser(tag)):
+            weights = Path(tag).expanduser().resolve()
+            if not weights.is_file():
+                raise UnknownModelError(text, f"checkpoint file {str(weights)!r} does not exist")
+            return ModelSpec(kind="checkpoint-file", backend=BACKEND, arch=arch, path=str(weights))
+        if tag not in tags:
+            choices = [f"{arch}:{t}" for t in _close_matches(tag, tags)] + [f"{arch}:random"]
+            raise UnknownModelError(text, f"{arch} has no pretrained tag {tag!r}", choices)
+        return ModelSpec(kind="pretrained", backend=BACKEND, arch=arch, tag=tag)
+
+    def _parse_local(self, text: str, path: Path) -> ModelSpec:
+        path = path.resolve()
+        if path.is_dir():
+            if not (path / CONFIG_NAME).is_file():
+                raise UnknownModelError(text, f"directory {str(path)!r} has no {CONFIG_NAME}")
+            return ModelSpec(kind="checkpoint-dir", backend=BACKEND, path=str(path))
+        if path.is_file() and path.suffix == ".json":
+            if path.name == CONFIG_NAME:
+                return ModelSpec(kind="checkpoint-dir", backend=BACKEND, path=str(path.parent))
+            return ModelSpec(kind="config", backend=BACKEND, path=str(path))
+        if path.is_file():
+            raise UnknownModelError(
+                text, f"a checkpoint file needs its architecture, e.g. ViT-B-32:{path} (see `catalens models`)"
+            )
+        raise UnknownModelError(text, f"no such file or directory: {str(path)!r}")
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every built-in open_clip architecture with its known pretrained tags."""
+        import open_clip
+
+        return [
+            ModelInfo(BACKEND, arch, tuple(open_clip.list_pretrained_tags_by_model(arch)))
+            for arch in open_clip.list_models()
+        ]
+
+    def load(self, spec: ModelSpec, options: LoadOptions) -> OpenClipEncoder:
+        """Build the model for ``spec`` on the device ``options`` ask for.
+
+        Raises:
+            ModelUnavailableError: pretrained or hub weights are neither cached nor downloadable.
+            ModelLoadError: a local checkpoint or config is broken.
+            DeviceUnavailableError: the requested device does not exist.
+        """
+        placement = plan_placement(options.device, options.precision)
+        seeded = spec.kind in ("random", "config")
+        with _seeded(options.seed) if seeded else nullcontext():
+            model, transform, tokenizer, model_cfg = _create(spec, placement, options)
+        return OpenClipEncoder(spec.canonical, model, transform, tokenizer, model_cfg, placement)
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch for a reproducible random init without disturbing the caller's RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _create(spec: ModelSpec, placement: Placement, options: LoadOptions) -> tuple[Any, Any, Any, dict[str, Any]]:
+    import open_clip
+
+    kwargs: dict[str, Any] = {"device": placement.device, "cache_dir": options.cache_dir}
+    offline = _check_weights_reachable(spec, options)
+    try:
+        if spec.kind == "config":
+            return _create_from_bare_config(spec, kwargs)
+        if spec.kind == "checkpoint-dir":
+            name = f"local-dir:{spec.path}"
+            model_cfg = json.loads(Path(str(spec.path), CONFIG_NAME).read_text())["model_cfg"]
+        elif spec.kind == "hf-hub":
+            name = f"hf-hub:{spec.path}"
+            model_cfg = {}
+        else:
+            name = str(spec.arch)
+            model_cfg = open_clip.get_model_config(name) or {}
+            if spec.kind == "pretrained":
+                kwargs["pretrained"] = spec.tag
+            elif spec.kind == "checkpoint-file":
+                kwargs["pretrained"] = spec.path
+        with hub_offline() if offline else nullcontext():
+            model, _, transform = open_clip.create_model_and_transforms(name, **kwargs)
+            tokenizer = open_clip.get_tokenizer(name, cache_dir=options.cache_dir)
+    except Exception as e:
+        if spec.kind in ("pretrained", "hf-hub") and _is_download_failure(e):
+            raise ModelUnavailableError(spec.canonical, _looked_in(options), _describe_cause(e)) from e
+        raise ModelLoadError(spec.canonical, f"{type(e).__name__}: {e}") from e
+    return model, transform, tokenizer, model_cfg
+
+
+def _check_weights_reachable(spec: ModelSpec, options: LoadOptions) -> bool:
+    """Decide, before open_clip tries, whether hub weights can be had; returns True to load them offline.
+
+    Raises:
+        ModelUnavailableError: the weights are not cached and their host cannot be reached.
+    """
+    if spec.kind == "hf-hub":
+        source: WeightSource | None = hf_repo_source(str(spec.path), options.cache_dir)
+    elif spec.kind == "pretrained":
+        source = pretrained_source(str(spec.arch), str(spec.tag), options.cache_dir)
+    else:
+        return False
+    if source is None or offline_requested():
+        return False
+    if reachable(source.url):
+        return False
+    if source.cached:
+        return True
+    host = urlparse(source.url).hostname
+    raise ModelUnavailableError(spec.canonical, _looked_in(options), f"{host} cannot be reached from this machine")
+
+
+def _create_from_bare_config(spec: ModelSpec, kwargs: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Load a bare architecture JSON by presenting it to open_clip in its own local-dir layout.
+
+    This reuses open_clip's choice of model class, preprocessing and tokenizer instead of re-implementing it.
+    """
+    import open_clip
+
+    raw = json.loads(Path(str(spec.path)).read_text())
+    model_cfg = raw.get("model_cfg", raw)
+    if "vision_cfg" not in model_cfg or "text_cfg" not in model_cfg:
+        raise ValueError("an architecture JSON needs embed_dim, vision_cfg and text_cfg (open_clip's format)")
+    with tempfile.TemporaryDirectory(prefix="catalens-cfg-") as tmp:
+        payload = {"model_cfg": model_cfg, "preprocess_cfg": raw.get("preprocess_cfg", {})}
+        Path(tmp, CONFIG_NAME).write_text(json.dumps(payload))
+        name = f"local-dir:{tmp}"
+        model, _, transform = open_clip.create_model_and_transforms(name, **kwargs)
+        tokenizer = open_clip.get_tokenizer(name)
+    return model, transform, tokenizer, model_cfg
+
+
+def _is_download_failure(error: BaseException) -> bool:
+    """True when an exception chain says the weights could not be fetched (as opposed to being broken)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        module = type(seen).__module__
+        if module.startswith(("huggingface_hub", "requests", "httpx", "urllib")):
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError):
+            return True
+        if any(marker in str(seen) for marker in _DOWNLOAD_FAILURE_MARKERS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _describe_cause(error: BaseException) -> str:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE=1 is set, so no download was attempted"
+    root: BaseException = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root).splitlines()[0] if str(root) else type(root).__name__
+    return f"download failed: {text[:200]}"
+
+
+def _looked_in(options: LoadOptions) -> list[str]:
+    from huggingface_hub import constants
+
+    places = [options.cache_dir] if options.cache_dir else []
+    places.append(str(constants.HF_HUB_CACHE))
+    return places
+
+
+class OpenClipEncoder:
+    """An open_clip model behind the :class:`models.base.ImageTextEncoder` protocol."""
+
+    def __init__(
+        self,
+        spec: str,
+        model: Any,
+        transform: Any,
+        tokenizer: Any,
+        model_cfg: dict[str, Any],
+        placement: Placement,
+    ) -> None:
+        self._spec = spec
+        self._model = model.eval()
+        if placement.half:
+            self._model = self._model.half()
+        self._transform = transform
+        self._tokenizer = tokenizer
+        self._model_cfg = model_cfg
+        self._placement = placement
+        self._dim = int(self.encode_texts([""]).shape[1])
+
+    @property
+    def spec(self) -> str:
+        return self._spec
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def logit_scale(self) -> float:
+        scale = getattr(self._model, "logit_scale", None)
+        return float(scale.exp().clamp(max=100).item()) if scale is not None else 100.0
+
+    @property
+    def device(self) -> str:
+        return self._placement.device
+
+    @property
+    def default_batch_size(self) -> int:
+        return self._placement.batch_size
+
+    @property
+    def image_size(self) -> int:
+        size = getattr(self._model.visual, "image_size", 224)
+        return int(max(size) if isinstance(size, tuple | list) else size)
+
+    @property
+    def torch_module(self) -> Any:
+        """The underlying open_clip module, for fine-tuning and checkpointing inside ``models/``."""
+        return self._model
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """The open_clip architecture config, as written into saved checkpoints."""
+        return dict(self._model_cfg)
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        tensor = self._transform(image)
+        return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
+
+    def _autocast(self) -> Any:
+        if self._placement.autocast_fp16:
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return nullcontext()
+
+    def _to_model(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.to(self._placement.device, non_blocking=True)
+        return tensor.half() if self._placement.half and tensor.is_floating_point() else tensor
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.ndim != 4 or pixels.shape[0] == 0:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with torch.inference_mode(), self._autocast():
+            features = self._model.encode_image(self._to_model(torch.from_numpy(pixels)))
+        return _normalise(features)
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
+        size = batch_size or self.default_batch_size
+        chunks = [
+            self.encode_pixels(np.stack([self.preprocess(im) for im in images[i : i + size]]))
+            for i in range(0, len(images), size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self._dim), dtype=np.float32)
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        size = batch_size or max(self.default_batch_size, 64)
+        chunks = []
+        for i in range(0, len(texts), size):
+            tokens = self._tokenizer(list(texts[i : i + size]))
+            with torch.inference_mode(), self._autocast():
+                chunks.append(_normalise(self._model.encode_text(self._to_model(tokens))))
+        dim = getattr(self, "_dim", 0)
+        return np.concatenate(chunks) if chunks else np.zeros((0, dim), dtype=np.float32)
+
+
+def _normalise(features: torch.Tensor) -> np.ndarray:
+    return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+def save_checkpoint(encoder: OpenClipEncoder, directory: str | os.PathLike[str]) -> Path:
+    """Write ``encoder`` as a self-describing directory that the spec ``DIRECTORY`` loads again.
+
+    The layout is open_clip's hub layout (``open_clip_config.json`` + ``open_clip_model.safetensors``), so a
+    saved model can also be pushed to the hub unchanged.
+
+    Returns:
+        The directory, resolved.
+    """
+    from open_clip.push_to_hf_hub import save_config_for_hf
+    from safetensors.torch import save_file
+
+    out = Path(directory).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    module = encoder.torch_module
+    state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_NAME))
+    save_config_for_hf(module, out / CONFIG_NAME, model_config=encoder.model_config)
+    return out

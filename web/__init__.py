@@ -1,0 +1,1 @@
+"""Static files of the catalens web page, shipped inside the wheel as ``search.web``."""
