@@ -37,8 +37,7 @@ def _make(factory: str, dim: int) -> faiss.Index:
     try:
         index = faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
-        raise IndexBuildError(factory, f"FAISS does not understand it ({first})") from e
+        raise IndexBuildError(factory, f"FAISS does not understand it ({_last_line(e)})") from e
     if _is_ivf(index):
         return index
     return faiss.IndexIDMap2(index)
@@ -119,8 +118,11 @@ def _train_on_gpu(index: faiss.Index, sample: np.ndarray) -> faiss.Index:
 
 
 def _last_line(error: Exception) -> str:
+    """The human part of a FAISS C++ error (after the source location and the failed assertion)."""
     text = str(error).strip()
-    return text.splitlines()[-1] if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    return text.splitlines()[-1].rsplit("failed: ", 1)[-1].rsplit("Error: ", 1)[-1]
 
 
 def write_index(index: faiss.Index, path: Path) -> None:

@@ -70,11 +70,12 @@ class OpenClipBackend:
             if repo.count("/") != 1 or not all(repo.split("/")):
                 raise UnknownModelError(text, "hf-hub specs look like hf-hub:ORG/NAME")
             return ModelSpec(kind="hf-hub", backend=BACKEND, path=repo)
-        local = text.removeprefix("local-dir:")
-        if local != text or _looks_like_path(text) or os.path.exists(os.path.expanduser(text)):
-            return self._parse_local(text, Path(local).expanduser())
+        if text.startswith("local-dir:"):
+            return self._parse_local(text, Path(text.removeprefix("local-dir:")).expanduser())
         arch, sep, tag = text.partition(":")
         archs = open_clip.list_models()
+        if arch not in archs and (_looks_like_path(text) or os.path.exists(os.path.expanduser(text))):
+            return self._parse_local(text, Path(text).expanduser())
         if arch not in archs:
             raise UnknownModelError(text, f"no architecture named {arch!r}", _close_matches(arch, archs))
         tags = list(open_clip.list_pretrained_tags_by_model(arch))
@@ -229,7 +230,7 @@ def _is_download_failure(error: BaseException) -> bool:
 
 
 def _describe_cause(error: BaseException) -> str:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if offline_requested():
         return "HF_HUB_OFFLINE=1 is set, so no download was attempted"
     root: BaseException = error
     while root.__cause__ is not None:
@@ -241,9 +242,7 @@ def _describe_cause(error: BaseException) -> str:
 def _looked_in(options: LoadOptions) -> list[str]:
     from huggingface_hub import constants
 
-    places = [options.cache_dir] if options.cache_dir else []
-    places.append(str(constants.HF_HUB_CACHE))
-    return places
+    return [options.cache_dir or str(constants.HF_HUB_CACHE)]
 
 
 class OpenClipEncoder:
