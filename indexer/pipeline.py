@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -29,6 +30,8 @@ from indexer.records import ItemRecord, ScanProblem
 from indexer.sources import Source, open_source
 from indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
 from models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
+
+DECODE_NICENESS = 10
 
 
 def default_workers() -> int:
@@ -349,7 +352,12 @@ class _Run:
         ready: list[_Ready] = []
         same: list[ItemRecord] = []
         failed: list[_Failed] = []
-        with Fetcher(self.options.fetch) as fetcher, ThreadPoolExecutor(self.options.workers) as pool:
+        shares_cpu = self.encoder.device == "cpu"
+        initializer = _yield_cpu_to_inference if shares_cpu else None
+        with (
+            Fetcher(self.options.fetch) as fetcher,
+            ThreadPoolExecutor(self.options.workers, thread_name_prefix="decode", initializer=initializer) as pool,
+        ):
             todo: Iterator[ItemRecord] = iter(work)
             pending: set[Future[_Prepared]] = set()
 
@@ -419,6 +427,19 @@ class _Run:
         if ready or any(_had_vector(existing.get(f.record.id)) for f in failed):
             self.vectors_changed = True
         self.sink.advance(len(ready) + len(same) + len(failed))
+
+
+def _yield_cpu_to_inference() -> None:
+    """Lower this decode thread's scheduling priority (Linux threads have their own nice value).
+
+    When the model runs on the CPU it already keeps every core busy with its intra-op threads; decode
+    threads competing at equal priority preempt those threads mid-barrier and cost far more than their own
+    work. At a lower priority they decode in the model's idle moments instead and still keep the queue full.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not permitted: run at normal priority
 
 
 def _had_vector(state: ItemState | None) -> bool:

@@ -77,3 +77,11 @@ def test_hf_hub_offline_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelUnavailableError, match="HF_HUB_OFFLINE=1"):
         load_model("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", LoadOptions(cache_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("size", [(640, 480), (300, 500), (32, 32), (31, 90)])
+def test_numpy_preprocess_matches_open_clip_transform(tiny_model: Any, size: tuple[int, int]) -> None:
+    image = pattern_image(4, size)
+    fast = tiny_model.preprocess(image)
+    np.testing.assert_allclose(fast, tiny_model.preprocess_reference(image), atol=1e-5)
+    assert fast.dtype == np.float32 and fast.shape == (3, 32, 32)
