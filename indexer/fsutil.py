@@ -44,4 +44,8 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_text(target: Path, text: str) -> None:
     """:func:`atomic_write` for a small text file."""
-    atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(target, write)

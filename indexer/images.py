@@ -110,8 +110,7 @@ def decode_image(data: bytes, *, source: str = "<bytes>", draft_size: int | None
         if draft_size and fmt == "JPEG":
             image.draft("RGB", (draft_size, draft_size))
         image.load()
-        image = ImageOps.exif_transpose(image)
-        rgb = to_rgb(image)
+        rgb = to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(source, f"decompression bomb refused: {e}") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:

@@ -162,6 +162,7 @@ def index_catalog(
     options: IndexOptions | None = None,
     progress: ProgressSink | None = None,
     registry: ModelRegistry | None = None,
+    encoder: ImageTextEncoder | None = None,
 ) -> IndexReport:
     """Index a folder or manifest into a store, incrementally.
 
@@ -171,6 +172,8 @@ def index_catalog(
         options: model, index and throughput options.
         progress: receives progress events.
         registry: the model registry (the default one when ``None``).
+        encoder: an already loaded model to use instead of loading ``options.model`` (a service that
+            holds one, a benchmark comparing against the bare model); its spec is the one recorded.
 
     Returns:
         The run's summary; per-item failures are listed in it, not raised.
@@ -192,14 +195,18 @@ def index_catalog(
     with WriterLock(root / LOCK_NAME, str(root)):
         store = CatalogStore.open(root) if CatalogStore.exists(root) else None
         try:
-            requested = registry.parse(options.model).canonical if options.model else None
+            if encoder is not None:
+                requested: str | None = encoder.spec
+            else:
+                requested = registry.parse(options.model).canonical if options.model else None
             if store is not None and requested and requested != store.manifest.model and not options.rebuild:
                 raise StoreModelMismatchError(str(root), store.manifest.model, requested)
             spec = requested or (store.manifest.model if store else DEFAULT_MODEL)
             factory = options.index_factory or (store.manifest.index_factory if store else DEFAULT_FACTORY)
             if store is not None:
                 validate_factory(factory, store.manifest.dim)
-            encoder = registry.load(spec, LoadOptions(device=options.device))
+            if encoder is None:
+                encoder = registry.load(spec, LoadOptions(device=options.device))
             validate_factory(factory, encoder.dim)
             if store is None:
                 store = CatalogStore.create(root, encoder.spec, encoder.dim, factory)
@@ -228,9 +235,10 @@ def reindex(
 
 def _publish(store: CatalogStore, factory: str, sink: ProgressSink) -> IndexState:
     count = store.vector_count()
-    sink.start("building index", None)
+    sink.start("building index", count)
     index = build_index(factory, store.manifest.dim, store.iter_vectors, count)
     state = store.publish_index(lambda path: write_index(index, path), factory, count)
+    sink.advance(count)
     sink.finish()
     return state
 

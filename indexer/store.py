@@ -15,6 +15,7 @@ strings mapped to keys here.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -206,12 +207,12 @@ class CatalogStore:
     # -- opening -----------------------------------------------------------------------------------------
 
     @staticmethod
-    def exists(path: str | Path) -> bool:
+    def exists(path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` holds a store (a manifest)."""
         return (Path(path) / MANIFEST_NAME).is_file()
 
     @classmethod
-    def create(cls, path: str | Path, model: str, dim: int, index_factory: str = "Flat") -> CatalogStore:
+    def create(cls, path: str | os.PathLike[str], model: str, dim: int, index_factory: str = "Flat") -> CatalogStore:
         """Create an empty store (the directory may exist, but must not hold a store yet)."""
         root = Path(path).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,7 @@ class CatalogStore:
         return store
 
     @classmethod
-    def open(cls, path: str | Path) -> CatalogStore:
+    def open(cls, path: str | os.PathLike[str]) -> CatalogStore:
         """Open an existing store.
 
         Raises:

@@ -147,7 +147,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         manifest = store.manifest
         counts = store.status_counts()
         index = manifest.index
-        payload = {
+        payload: dict[str, Any] = {
             "store": str(store.path),
             "schema_version": manifest.schema_version,
             "model": manifest.model,

@@ -17,7 +17,9 @@ class TqdmProgress:
     def start(self, phase: str, total: int | None) -> None:
         self.finish()
         if self._enabled:
-            self._bar = tqdm(total=total, desc=phase, unit="img", file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total, desc=phase, unit=" items", file=sys.stderr, mininterval=0.5, dynamic_ncols=True
+            )
 
     def advance(self, n: int = 1) -> None:
         if self._bar is not None:
