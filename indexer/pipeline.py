@@ -234,10 +234,12 @@ def reindex(
 
 
 def _publish(store: CatalogStore, factory: str, sink: ProgressSink) -> IndexState:
+    # Read the sequence first: the writer lock is held, so nothing changes while the vectors are read.
+    seq = store.current_seq()
     count = store.vector_count()
     sink.start("building index", count)
     index = build_index(factory, store.manifest.dim, store.iter_vectors, count)
-    state = store.publish_index(lambda path: write_index(index, path), factory, count)
+    state = store.publish_index(lambda path: write_index(index, path), factory, count, seq)
     sink.advance(count)
     sink.finish()
     return state

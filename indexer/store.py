@@ -56,9 +56,22 @@ CREATE TABLE IF NOT EXISTS items (
     height       INTEGER,
     status       TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
     error        TEXT,
+    seq          INTEGER NOT NULL DEFAULT 0,
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS items_seq ON items (seq);
+-- Keys whose vector left the store (deleted, or failed on re-indexing), by change sequence, so a reader
+-- holding an older index generation knows which of its ids to ignore.
+CREATE TABLE IF NOT EXISTS removals (
+    key INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('seq', 0);
 CREATE INDEX IF NOT EXISTS items_origin ON items (origin);
 CREATE INDEX IF NOT EXISTS items_category ON items (category);
 CREATE INDEX IF NOT EXISTS items_product ON items (product_id);
@@ -72,15 +85,15 @@ CREATE TABLE IF NOT EXISTS vectors (
 
 _UPSERT = """
 INSERT INTO items (id, origin, source, product_id, title, description, category, price, attributes,
-                   content_hash, stat, width, height, status, error, created_at, updated_at)
+                   content_hash, stat, width, height, status, error, seq, created_at, updated_at)
 VALUES (:id, :origin, :source, :product_id, :title, :description, :category, :price, :attributes,
-        :content_hash, :stat, :width, :height, :status, :error, :now, :now)
+        :content_hash, :stat, :width, :height, :status, :error, :seq, :now, :now)
 ON CONFLICT (id) DO UPDATE SET
     origin = excluded.origin, source = excluded.source, product_id = excluded.product_id,
     title = excluded.title, description = excluded.description, category = excluded.category,
     price = excluded.price, attributes = excluded.attributes, content_hash = excluded.content_hash,
     stat = excluded.stat, width = excluded.width, height = excluded.height, status = excluded.status,
-    error = excluded.error, updated_at = excluded.updated_at
+    error = excluded.error, seq = excluded.seq, updated_at = excluded.updated_at
 RETURNING key
 """
 
@@ -99,6 +112,7 @@ class IndexState:
         factory: the FAISS index-factory string it was built with.
         count: the number of vectors in it.
         built_at: UTC timestamp of the publish.
+        seq: the store's change sequence when it was built; later changes are applied on top by readers.
     """
 
     generation: int
@@ -106,6 +120,7 @@ class IndexState:
     factory: str
     count: int
     built_at: str
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,26 @@ class StoredItem:
     content_hash: str | None
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """Metadata conditions on indexed items; all given conditions must hold.
+
+    Attributes:
+        categories: the item's category is one of these (none given: any category).
+        price_min, price_max: inclusive price bounds; items without a price fail a bound.
+        attributes: ``(name, value)`` pairs the item's attributes must equal (compared as text).
+    """
+
+    categories: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.categories or self.attributes) and self.price_min is None and self.price_max is None
 
 
 @dataclass(frozen=True)
@@ -325,16 +360,18 @@ class CatalogStore:
         now = _now()
         model = self._manifest.model
         with self._guard, self._transaction():
+            seq = self._next_seq()
             for item in embedded:
-                key = self._upsert(item.record, now, "indexed", None, item.content_hash, item.width, item.height)
+                key = self._upsert(item.record, now, seq, "indexed", None, item.content_hash, item.width, item.height)
                 blob = np.ascontiguousarray(item.vector, dtype="<f4").tobytes()
                 self._db.execute(
                     "INSERT OR REPLACE INTO vectors (item_key, model, vector) VALUES (?, ?, ?)", (key, model, blob)
                 )
             for failure, record in failed:
                 record = record or ItemRecord(id=failure.id, source=failure.source, origin="")
-                key = self._upsert(record, now, "failed", failure.reason, None, None, None)
-                self._db.execute("DELETE FROM vectors WHERE item_key = ?", (key,))
+                key = self._upsert(record, now, seq, "failed", failure.reason, None, None, None)
+                if self._db.execute("DELETE FROM vectors WHERE item_key = ?", (key,)).rowcount:
+                    self._record_removal(key, seq)
             for record in touched:
                 self._db.execute(
                     """UPDATE items SET source = ?, product_id = ?, title = ?, description = ?, category = ?,
@@ -346,6 +383,7 @@ class CatalogStore:
         self,
         record: ItemRecord,
         now: str,
+        seq: int,
         status: str,
         error: str | None,
         content_hash: str | None,
@@ -370,6 +408,7 @@ class CatalogStore:
                 "height": height,
                 "status": status,
                 "error": error,
+                "seq": seq,
                 "now": now,
             },
         ).fetchone()
@@ -379,12 +418,24 @@ class CatalogStore:
         """Delete items (and, by cascade, their vectors) by external id; returns how many existed."""
         ids = list(ids)
         with self._guard, self._transaction():
+            seq = self._next_seq()
             deleted = 0
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                deleted += self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", chunk).rowcount
+                keys = self._db.execute(f"DELETE FROM items WHERE id IN ({marks}) RETURNING key", chunk).fetchall()
+                for (key,) in keys:
+                    self._record_removal(key, seq)
+                deleted += len(keys)
         return deleted
+
+    def _next_seq(self) -> int:
+        """Advance the change sequence; called once per write transaction."""
+        row = self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value").fetchone()
+        return int(row[0])
+
+    def _record_removal(self, key: int, seq: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO removals (key, seq) VALUES (?, ?)", (key, seq))
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -432,7 +483,6 @@ class CatalogStore:
 
         Chunked by key ranges so that building an index over millions of items never holds all rows at once.
         """
-        dim = self._manifest.dim
         last = -1
         while True:
             with self._guard:
@@ -442,10 +492,9 @@ class CatalogStore:
                 ).fetchall()
             if not rows:
                 return
-            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+            keys, vectors = self._unpack(rows)
             last = int(keys[-1])
-            yield keys, vectors.astype(np.float32, copy=False)
+            yield keys, vectors
 
     def status_counts(self) -> dict[str, int]:
         """Item counts by status (``indexed``, ``failed``)."""
@@ -463,6 +512,41 @@ class CatalogStore:
                 (limit,),
             ).fetchall()
         return [FailedItem(row[0], row[1], row[2] or "") for row in rows]
+
+    def matching_keys(self, where: ItemFilter) -> np.ndarray:
+        """Keys of the indexed items that satisfy ``where``, sorted (int64)."""
+        clauses = ["status = 'indexed'"]
+        params: list[Any] = []
+        if where.categories:
+            clauses.append(f"category IN ({','.join('?' * len(where.categories))})")
+            params.extend(where.categories)
+        if where.price_min is not None:
+            clauses.append("price >= ?")
+            params.append(where.price_min)
+        if where.price_max is not None:
+            clauses.append("price <= ?")
+            params.append(where.price_max)
+        for name, value in where.attributes:
+            clauses.append("CAST(json_extract(attributes, ?) AS TEXT) = ?")
+            params.extend([f'$."{name}"', value])
+        sql = f"SELECT key FROM items WHERE {' AND '.join(clauses)} ORDER BY key"
+        with self._guard:
+            rows = self._db.execute(sql, params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def facet_counts(self, name: str, limit: int = 50) -> list[tuple[str, int]]:
+        """Indexed-item counts per value of ``category`` or of one attribute, most frequent first."""
+        if name == "category":
+            sql, params = "SELECT category, COUNT(*) FROM items WHERE status = 'indexed' AND category IS NOT NULL", []
+        else:
+            sql = (
+                "SELECT CAST(json_extract(attributes, ?) AS TEXT) AS v, COUNT(*) FROM items "
+                "WHERE status = 'indexed' AND v IS NOT NULL"
+            )
+            params = [f'$."{name}"']
+        with self._guard:
+            rows = self._db.execute(f"{sql} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", (*params, limit)).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
 
     def get_items(self, keys: Iterable[int]) -> dict[int, StoredItem]:
         """Items by integer key (the FAISS ids); unknown keys are absent from the result."""
@@ -493,7 +577,54 @@ class CatalogStore:
         index = self._manifest.index
         return self.path / index.file if index else None
 
-    def publish_index(self, write: Callable[[Path], None], factory: str, count: int) -> IndexState:
+    def current_seq(self) -> int:
+        """The change sequence: it increases with every write transaction."""
+        with self._guard:
+            return int(self._db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0])
+
+    def changes_since(self, seq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What changed after an index generation was built at change sequence ``seq``.
+
+        Returns:
+            ``(keys, vectors, removed)``: items (re-)embedded since, with their vectors, and keys whose
+            vectors were removed since. A reader searches its index generation, ignores ``removed`` and
+            ``keys`` there, and searches ``vectors`` exactly.
+        """
+        with self._guard:
+            rows = self._db.execute(
+                """SELECT v.item_key, v.vector FROM items i JOIN vectors v ON v.item_key = i.key AND v.model = ?
+                   WHERE i.seq > ? ORDER BY v.item_key""",
+                (self._manifest.model, seq),
+            ).fetchall()
+            removed = self._db.execute("SELECT key FROM removals WHERE seq > ?", (seq,)).fetchall()
+        keys, vectors = self._unpack(rows)
+        return keys, vectors, np.fromiter((r[0] for r in removed), dtype=np.int64, count=len(removed))
+
+    def vectors_for(self, keys: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the given item keys (those that have one), as ``(keys, vectors)``."""
+        wanted = [int(k) for k in keys]
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._guard:
+                rows.extend(
+                    self._db.execute(
+                        f"SELECT item_key, vector FROM vectors WHERE model = ? AND item_key IN ({marks})",
+                        (self._manifest.model, *chunk),
+                    ).fetchall()
+                )
+        return self._unpack(rows)
+
+    def _unpack(self, rows: list[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
+        dim = self._manifest.dim
+        keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return keys, np.zeros((0, dim), dtype=np.float32)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return keys, vectors.astype(np.float32, copy=False)
+
+    def publish_index(self, write: Callable[[Path], None], factory: str, count: int, seq: int = 0) -> IndexState:
         """Publish a new index generation atomically, then record it in the manifest.
 
         The index file is written under a new name (temp file, fsync, rename, fsync of the folder), so a
@@ -504,14 +635,19 @@ class CatalogStore:
             write: writes the index to the path it is given.
             factory: the factory string the index was built with.
             count: the number of vectors in it.
+            seq: the change sequence read before the vectors were (see :meth:`changes_since`).
         """
         current = self._manifest.index
         generation = (current.generation if current else 0) + 1
         relative = f"{INDEX_DIR}/gen-{generation:06d}.faiss"
         atomic_write(self.path / relative, write)
-        state = IndexState(generation, relative, factory, int(count), _now())
+        state = IndexState(generation, relative, factory, int(count), _now(), int(seq))
+        previous_seq = current.seq if current else 0
         self._write_manifest(replace(self._manifest, index=state, index_factory=factory))
         self._prune_generations(generation)
+        # Readers of the two kept generations only ask for removals after the older one's sequence.
+        with self._guard, self._transaction():
+            self._db.execute("DELETE FROM removals WHERE seq <= ?", (min(previous_seq, seq),))
         return state
 
     def _prune_generations(self, newest: int) -> None:

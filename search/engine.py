@@ -1,0 +1,471 @@
+"""The query engine: text, image and combined queries, similar items and zero-shot classification.
+
+The engine holds an immutable :class:`_Snapshot` of the store's current index generation plus the changes
+made after it was built (the *delta*: items embedded since, searched exactly, and keys to hide in the
+index). Queries take a reference to the snapshot once and use only it, so :meth:`SearchEngine.refresh`
+can swap in a new generation at any moment without failing or mixing an in-flight query.
+
+Filtered queries always return ``k`` hits when ``k`` items match: small match sets are scored exactly from
+the store's vectors; larger ones are searched in FAISS with an id selector; exclusions and collapsing by
+product over-fetch until enough distinct hits are found or the catalog is exhausted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import faiss
+import numpy as np
+from PIL import Image
+
+from indexer.faiss_index import read_index
+from indexer.store import CatalogStore, ItemFilter, StoredItem
+from models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
+from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
+
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.",
+    "a product photo of a {}.",
+    "a photo of the {}, a product for sale.",
+    "a close-up photo of a {}.",
+)
+EXACT_FILTER_LIMIT = 20_000
+MAX_LABELS = 1000
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """One weighted part of a combined query; a negative weight pushes results away from it.
+
+    Exactly one of ``text``, ``image``, ``item_id`` or ``vector`` is set.
+    """
+
+    text: str | None = None
+    image: Image.Image | None = field(default=None, compare=False)
+    item_id: str | None = None
+    vector: np.ndarray | None = field(default=None, compare=False)
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Paging, filtering and shaping of a result list.
+
+    Attributes:
+        k: hits per page.
+        offset: hits to skip (page * k).
+        min_score: drop hits whose cosine similarity is below this.
+        where: metadata filter.
+        collapse_by_product: one hit per ``product_id`` (its best image); items without one stand alone.
+        exclude_ids: external ids never returned (e.g. the query item of a similar-items request).
+    """
+
+    k: int = 10
+    offset: int = 0
+    min_score: float | None = None
+    where: ItemFilter = field(default_factory=ItemFilter)
+    collapse_by_product: bool = False
+    exclude_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: the item's catalog data and its cosine similarity to the query."""
+
+    id: str
+    score: float
+    product_id: str | None
+    source: str
+    title: str | None
+    description: str | None
+    category: str | None
+    price: float | None
+    attributes: dict[str, Any]
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of hits, with the index generation that answered it."""
+
+    hits: list[Hit]
+    k: int
+    offset: int
+    generation: int | None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probability: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Zero-shot predictions for one item (``id`` is ``None`` for an uploaded image), best first."""
+
+    id: str | None
+    predictions: list[Prediction]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    generation: int | None
+    index: Any
+    index_count: int
+    seq: int
+    delta_keys: np.ndarray
+    delta_vectors: np.ndarray
+    hidden: np.ndarray  # keys to skip in ``index``: removed or re-embedded after it was built
+
+    @property
+    def size(self) -> int:
+        return self.index_count + len(self.delta_keys)
+
+
+def _empty_keys() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+class SearchEngine:
+    """Answers queries over one store with one loaded model; safe to share between threads."""
+
+    def __init__(self, store: CatalogStore, encoder: ImageTextEncoder, *, exact_filter_limit: int = EXACT_FILTER_LIMIT):
+        if encoder.spec != store.manifest.model:
+            raise QueryError(f"the store holds {store.manifest.model!r} vectors, the model is {encoder.spec!r}")
+        self.store = store
+        self.encoder = encoder
+        self._exact_limit = exact_filter_limit
+        self._lock = threading.Lock()
+        self._labels: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = OrderedDict()
+        self._manifest_mtime = -1
+        self._snapshot = self._load_snapshot()
+
+    @classmethod
+    def open(
+        cls,
+        store_path: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        registry: ModelRegistry | None = None,
+        encoder: ImageTextEncoder | None = None,
+    ) -> SearchEngine:
+        """Open a store and load the model its vectors were made with.
+
+        Raises:
+            StoreNotFoundError, StoreVersionError, StoreCorruptError, ModelError.
+        """
+        store = CatalogStore.open(store_path)
+        try:
+            if encoder is None:
+                encoder = (registry or default_registry()).load(store.manifest.model, LoadOptions(device=device))
+            return cls(store, encoder)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- generations -------------------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int | None:
+        return self._snapshot.generation
+
+    @property
+    def size(self) -> int:
+        """Items searchable now (the store's vectors; the snapshot plus its delta covers exactly these)."""
+        return self.store.vector_count()
+
+    def _load_snapshot(self) -> _Snapshot:
+        manifest_path = self.store.path / "manifest.json"
+        self._manifest_mtime = manifest_path.stat().st_mtime_ns
+        manifest = self.store.reload_manifest()
+        state = manifest.index
+        index = None
+        if state is not None and (self.store.path / state.file).is_file():
+            index = read_index(self.store.path / state.file)
+        seq = state.seq if index is not None and state is not None else 0
+        return self._with_delta(state.generation if index is not None and state else None, index, seq)
+
+    def _with_delta(self, generation: int | None, index: Any, seq: int) -> _Snapshot:
+        keys, vectors, removed = self.store.changes_since(seq)
+        hidden = np.union1d(removed, keys) if index is not None else _empty_keys()
+        return _Snapshot(generation, index, int(index.ntotal) if index is not None else 0, seq, keys, vectors, hidden)
+
+    def refresh(self) -> bool:
+        """Swap in a newly published index generation, if there is one; returns whether it did.
+
+        In-flight queries keep the snapshot they started with.
+        """
+        try:
+            mtime = (self.store.path / "manifest.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        if mtime == self._manifest_mtime:
+            return False
+        with self._lock:
+            before = self._snapshot.generation
+            self._snapshot = self._load_snapshot()
+            return self._snapshot.generation != before
+
+    def apply_changes(self) -> None:
+        """Pick up items added or removed in the store since the snapshot (after this process's writes)."""
+        with self._lock:
+            snap = self._snapshot
+            self._snapshot = self._with_delta(snap.generation, snap.index, snap.seq)
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    def embed_query(self, parts: Sequence[QueryPart]) -> np.ndarray:
+        """Combine weighted parts into one unit query vector.
+
+        Raises:
+            QueryError: no parts, a part with nothing in it, or parts that cancel out.
+            ItemNotFoundError, ItemNotIndexedError: an ``item_id`` part names no usable item.
+        """
+        if not parts:
+            raise QueryError("the query is empty")
+        total = np.zeros(self.encoder.dim, dtype=np.float32)
+        for part in parts:
+            total += np.float32(part.weight) * self._embed_part(part)
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise QueryError("the query parts cancel each other out")
+        return total / norm
+
+    def _embed_part(self, part: QueryPart) -> np.ndarray:
+        if part.vector is not None:
+            vector = np.asarray(part.vector, dtype=np.float32).reshape(-1)
+            if vector.shape[0] != self.encoder.dim:
+                raise QueryError(f"a query vector needs {self.encoder.dim} dimensions, got {vector.shape[0]}")
+            return vector / max(float(np.linalg.norm(vector)), 1e-12)
+        if part.image is not None:
+            return self.encoder.encode_images([part.image])[0]
+        if part.item_id is not None:
+            return self.item_vector(part.item_id)
+        if part.text is not None and part.text.strip():
+            return self.encoder.encode_texts([part.text.strip()])[0]
+        raise QueryError("a query part needs text, an image, an item id or a vector")
+
+    def item_vector(self, item_id: str) -> np.ndarray:
+        """The stored embedding of an item.
+
+        Raises:
+            ItemNotFoundError, ItemNotIndexedError.
+        """
+        item = self.store.get_item(item_id)
+        if item is None:
+            raise ItemNotFoundError(item_id)
+        keys, vectors = self.store.vectors_for([item.key])
+        if not len(keys):
+            raise ItemNotIndexedError(item_id, item.error)
+        return vectors[0]
+
+    def search(self, parts: Sequence[QueryPart], options: SearchOptions | None = None) -> SearchResult:
+        """Search with a (combined) query; see :class:`SearchOptions` for paging and filters."""
+        return self.search_vector(self.embed_query(parts), options)
+
+    def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
+        return self.search([QueryPart(text=text)], options)
+
+    def similar(self, item_id: str, options: SearchOptions | None = None) -> SearchResult:
+        """Items most like a stored item, the item itself excluded."""
+        options = options or SearchOptions()
+        exclude = (*options.exclude_ids, item_id)
+        return self.search_vector(self.item_vector(item_id), replace(options, exclude_ids=exclude))
+
+    def search_vector(self, query: np.ndarray, options: SearchOptions | None = None) -> SearchResult:
+        """Rank items by cosine similarity to a unit query vector."""
+        options = options or SearchOptions()
+        if options.k < 1 or options.offset < 0:
+            raise QueryError("k must be at least 1 and offset at least 0")
+        snap = self._snapshot
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        allowed = None if options.where.is_empty else self.store.matching_keys(options.where)
+        excluded = self._keys_of(options.exclude_ids)
+        if allowed is not None:
+            allowed = np.setdiff1d(allowed, excluded, assume_unique=True)
+        need = options.offset + options.k
+        if allowed is not None and len(allowed) <= self._exact_limit:
+            ranked = self._exact(query, allowed)
+            hits = self._resolve(ranked, options, excluded)
+        else:
+            fetch = need * (4 if options.collapse_by_product else 1) + len(excluded)
+            while True:
+                ranked = self._approximate(snap, query, fetch, allowed)
+                hits = self._resolve(ranked, options, excluded)
+                if len(hits) >= need or len(ranked) < fetch or fetch >= snap.size:
+                    break
+                fetch *= 4
+        return SearchResult(hits[options.offset : need], options.k, options.offset, snap.generation)
+
+    def _keys_of(self, ids: Sequence[str]) -> np.ndarray:
+        keys = [item.key for item in (self.store.get_item(i) for i in ids) if item is not None]
+        return np.unique(np.asarray(keys, dtype=np.int64))
+
+    def _exact(self, query: np.ndarray, allowed: np.ndarray) -> list[tuple[int, float]]:
+        keys, vectors = self.store.vectors_for(allowed.tolist())
+        if not len(keys):
+            return []
+        scores = vectors @ query
+        order = np.argsort(-scores, kind="stable")
+        return [(int(keys[i]), float(scores[i])) for i in order]
+
+    def _approximate(
+        self, snap: _Snapshot, query: np.ndarray, fetch: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        found: list[tuple[int, float]] = []
+        if snap.index is not None and snap.index_count:
+            params = _search_params(snap.index, allowed, snap.hidden)
+            n = min(fetch, snap.index_count)
+            scores, ids = snap.index.search(query[None, :], n, params=params)
+            found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0)
+        if len(snap.delta_keys):
+            mask = np.ones(len(snap.delta_keys), dtype=bool)
+            if allowed is not None:
+                mask &= np.isin(snap.delta_keys, allowed)
+            scores = snap.delta_vectors[mask] @ query
+            found.extend(zip(snap.delta_keys[mask].tolist(), scores.tolist(), strict=True))
+        found.sort(key=lambda pair: -pair[1])
+        return found[:fetch]
+
+    def _resolve(self, ranked: list[tuple[int, float]], options: SearchOptions, excluded: np.ndarray) -> list[Hit]:
+        items = self.store.get_items(key for key, _ in ranked)
+        skip = set(excluded.tolist())
+        hits: list[Hit] = []
+        products: set[str] = set()
+        for key, score in ranked:
+            item = items.get(key)
+            if item is None or item.status != "indexed" or key in skip:
+                continue  # deleted since the snapshot was taken
+            if options.min_score is not None and score < options.min_score:
+                break
+            if options.collapse_by_product and item.product_id:
+                if item.product_id in products:
+                    continue
+                products.add(item.product_id)
+            hits.append(_hit(item, score))
+        return hits
+
+    # -- zero-shot classification --------------------------------------------------------------------------
+
+    def label_vectors(self, labels: Sequence[str], templates: Sequence[str] | None = None) -> np.ndarray:
+        """One unit vector per label: the mean of its prompt-template embeddings (cached per label set).
+
+        Raises:
+            QueryError: no labels, duplicate or empty labels, or a template without ``{}``.
+        """
+        clean = tuple(label.strip() for label in labels)
+        if not clean or any(not label for label in clean):
+            raise QueryError("give at least one non-empty label")
+        if len(set(clean)) != len(clean):
+            raise QueryError("labels must be unique")
+        if len(clean) > MAX_LABELS:
+            raise QueryError(f"at most {MAX_LABELS} labels")
+        prompts = tuple(templates) if templates else DEFAULT_TEMPLATES
+        if any("{}" not in t for t in prompts):
+            raise QueryError("every template needs a {} placeholder for the label")
+        key = (clean, prompts)
+        with self._lock:
+            cached = self._labels.get(key)
+            if cached is not None:
+                self._labels.move_to_end(key)
+                return cached
+        texts = [t.format(label) for label in clean for t in prompts]
+        embedded = self.encoder.encode_texts(texts).reshape(len(clean), len(prompts), -1).mean(axis=1)
+        vectors = embedded / np.linalg.norm(embedded, axis=1, keepdims=True)
+        with self._lock:
+            self._labels[key] = vectors
+            while len(self._labels) > 64:
+                self._labels.popitem(last=False)
+        return vectors
+
+    def classify_vectors(
+        self,
+        vectors: np.ndarray,
+        labels: Sequence[str],
+        templates: Sequence[str] | None = None,
+        top_k: int = 3,
+    ) -> list[list[Prediction]]:
+        """Zero-shot predictions for image vectors: softmax over ``logit_scale * cosine``."""
+        label_vectors = self.label_vectors(labels, templates)
+        names = [label.strip() for label in labels]
+        scores = np.atleast_2d(vectors) @ label_vectors.T
+        logits = self.encoder.logit_scale * scores
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        top = max(1, min(top_k, len(names)))
+        results = []
+        for row_p, row_s in zip(probs, scores, strict=True):
+            order = np.argsort(-row_p, kind="stable")[:top]
+            results.append([Prediction(names[i], float(row_p[i]), float(row_s[i])) for i in order])
+        return results
+
+    def classify_items(
+        self, item_ids: Sequence[str], labels: Sequence[str], templates: Sequence[str] | None = None, top_k: int = 3
+    ) -> list[Classification]:
+        """Classify stored items by id.
+
+        Raises:
+            ItemNotFoundError, ItemNotIndexedError: for the first unusable id.
+        """
+        vectors = np.stack([self.item_vector(i) for i in item_ids]) if item_ids else np.zeros((0, self.encoder.dim))
+        predictions = self.classify_vectors(vectors, labels, templates, top_k) if len(item_ids) else []
+        return [Classification(i, p) for i, p in zip(item_ids, predictions, strict=True)]
+
+    def classify_image(
+        self, image: Image.Image, labels: Sequence[str], templates: Sequence[str] | None = None, top_k: int = 3
+    ) -> Classification:
+        vector = self.encoder.encode_images([image])
+        return Classification(None, self.classify_vectors(vector, labels, templates, top_k)[0])
+
+
+def _search_params(index: Any, allowed: np.ndarray | None, hidden: np.ndarray) -> Any:
+    """FAISS search parameters restricting the search to ``allowed`` keys minus ``hidden`` ones."""
+    lib: Any = faiss  # the SWIG constructors take keyword arguments that faiss's type stubs do not declare
+    if allowed is not None:
+        selector: Any = faiss.IDSelectorBatch(np.setdiff1d(allowed, hidden, assume_unique=True))
+    elif len(hidden):
+        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(hidden))
+    else:
+        return None
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        ivf = None
+    if ivf is not None:
+        params: Any = lib.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+    else:
+        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+        if isinstance(inner, faiss.IndexHNSW):
+            params = lib.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+        else:
+            params = lib.SearchParameters(sel=selector)
+    params._keepalive = selector  # FAISS holds a raw pointer; keep the selector alive with the params
+    return params
+
+
+def _hit(item: StoredItem, score: float) -> Hit:
+    return Hit(
+        id=item.id,
+        score=score,
+        product_id=item.product_id,
+        source=item.source,
+        title=item.title,
+        description=item.description,
+        category=item.category,
+        price=item.price,
+        attributes=item.attributes,
+        width=item.width,
+        height=item.height,
+    )
