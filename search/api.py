@@ -1,0 +1,148 @@
+"""The HTTP service: ``create_app(settings)`` builds a FastAPI app serving one store.
+
+The engine (and its model) is loaded once in ``lifespan`` and kept on ``app.state``; routes get it through
+``Annotated`` dependencies. A background task swaps in index generations the indexer publishes.
+Library errors map to 4xx answers with a message; bad input never produces a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from indexer.errors import ItemError, StoreLockedError
+from indexer.fetch import FetchOptions
+from search.catalog_writer import CatalogWriter
+from search.engine import SearchEngine
+from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
+from search.middleware import BodySizeLimit, RequestMetrics
+from search.routes import classify, items, ops
+from search.routes import search as search_routes
+from search.settings import Settings
+
+log = logging.getLogger("catalens.service")
+
+
+class _IndexCollector(Collector):
+    """Index gauges read at scrape time, so they are never stale."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        engine: SearchEngine | None = getattr(self._app.state, "engine", None)
+        items = GaugeMetricFamily("catalens_index_items", "Items searchable in the index")
+        generation = GaugeMetricFamily("catalens_index_generation", "Index generation being served")
+        if engine is not None:
+            items.add_metric([], engine.size)
+            generation.add_metric([], engine.generation or 0)
+        yield items
+        yield generation
+
+
+async def _refresh_forever(app: FastAPI, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await run_in_threadpool(app.state.engine.refresh):
+                log.info("now serving index generation %s", app.state.engine.generation)
+        except Exception:  # a half-written manifest or a transient I/O error: try again next tick
+            log.exception("index refresh failed; keeping the current generation")
+
+
+def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: service settings (``Settings(store=...)``, or read from ``CATALENS_*``).
+        engine: an engine to serve instead of opening ``settings.store`` at start-up (tests, embedding);
+            the caller keeps ownership and closes it.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        app.state.engine = engine or await run_in_threadpool(SearchEngine.open, settings.store, device=settings.device)
+        fetch = FetchOptions(max_bytes=settings.max_upload_bytes, timeout_s=settings.fetch_timeout_s)
+        app.state.writer = CatalogWriter(app.state.engine, fetch)
+        refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            if owned:
+                app.state.engine.close()
+            app.state.engine = None
+
+    app = FastAPI(
+        title="catalens",
+        version="1",
+        summary="Semantic image search for product catalogs",
+        lifespan=lifespan,
+        responses={422: {"description": "invalid input, with a message"}},
+    )
+    app.state.settings = settings
+    app.state.engine = None
+    registry = CollectorRegistry()
+    registry.register(_IndexCollector(app))
+    app.state.metrics_registry = registry
+
+    app.include_router(ops.router)
+    app.include_router(search_routes.router)  # before items: /v1/items/{id}/similar must match first
+    app.include_router(items.router)
+    app.include_router(classify.router)
+    _add_error_handlers(app)
+    _add_web(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestMetrics, registry=registry)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (multi-worker serving): settings from ``CATALENS_*`` variables."""
+    return create_app(Settings())  # type: ignore[call-arg]  # store comes from CATALENS_STORE
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    statuses: list[tuple[type[Exception], int]] = [
+        (QueryError, 422),
+        (ItemError, 422),
+        (ItemNotFoundError, 404),
+        (ItemNotIndexedError, 409),
+        (StoreLockedError, 409),
+    ]
+    for error_type, status in statuses:
+
+        async def handler(request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return _error(status, str(exc))
+
+        app.add_exception_handler(error_type, handler)
+
+
+def _add_web(app: FastAPI) -> None:
+    web = Path(str(files("search.web")))
+    app.mount("/static", StaticFiles(directory=web), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Any:
+        return FileResponse(web / "index.html", media_type="text/html")

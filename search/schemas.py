@@ -1,0 +1,219 @@
+"""Pydantic models at the HTTP boundary: requests are validated here, responses documented in OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from indexer.store import ItemFilter, StoredItem
+from search.engine import Classification, Hit, SearchResult
+
+
+class Filters(BaseModel):
+    """Metadata filters; every given condition must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] = Field(default_factory=list, description="the item's category is one of these")
+    price_min: float | None = Field(default=None, ge=0)
+    price_max: float | None = Field(default=None, ge=0)
+    attributes: dict[str, str] = Field(default_factory=dict, description="attribute name -> required value")
+
+    @model_validator(mode="after")
+    def _range(self) -> Filters:
+        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
+            raise ValueError("price_min must not exceed price_max")
+        return self
+
+    def to_item_filter(self) -> ItemFilter:
+        return ItemFilter(
+            categories=tuple(self.categories),
+            price_min=self.price_min,
+            price_max=self.price_max,
+            attributes=tuple(sorted(self.attributes.items())),
+        )
+
+
+class QueryPartIn(BaseModel):
+    """One weighted part of a combined query: exactly one of ``text``, ``item_id`` or ``vector``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, min_length=1, max_length=1000)
+    item_id: str | None = Field(default=None, min_length=1)
+    vector: list[float] | None = Field(default=None, min_length=1, max_length=8192)
+    weight: float = Field(default=1.0, ge=-100, le=100, description="negative weights push results away")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> QueryPartIn:
+        given = [name for name in ("text", "item_id", "vector") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a query part needs exactly one of text, item_id or vector")
+        return self
+
+
+class SearchRequest(BaseModel):
+    """A search: a plain text ``query`` and/or weighted ``parts``, with filters and paging."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = Field(default=None, min_length=1, max_length=1000, description="text query")
+    parts: list[QueryPartIn] = Field(default_factory=list, max_length=16)
+    k: int = Field(default=10, ge=1)
+    offset: int = Field(default=0, ge=0, le=10_000)
+    min_score: float | None = Field(default=None, ge=-1, le=1)
+    filters: Filters = Field(default_factory=Filters)
+    collapse_by_product: bool = False
+
+    @model_validator(mode="after")
+    def _has_query(self) -> SearchRequest:
+        if self.query is None and not self.parts:
+            raise ValueError("give a query or at least one query part")
+        return self
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    product_id: str | None
+    title: str | None
+    description: str | None
+    category: str | None
+    price: float | None
+    attributes: dict[str, Any]
+    source: str
+    width: int | None
+    height: int | None
+    image_url: str
+    thumbnail_url: str
+
+    @classmethod
+    def of(cls, hit: Hit, links: Any) -> HitOut:
+        image, thumbnail = links(hit.id)
+        return cls(
+            id=hit.id,
+            score=round(hit.score, 6),
+            product_id=hit.product_id,
+            title=hit.title,
+            description=hit.description,
+            category=hit.category,
+            price=hit.price,
+            attributes=hit.attributes,
+            source=hit.source,
+            width=hit.width,
+            height=hit.height,
+            image_url=image,
+            thumbnail_url=thumbnail,
+        )
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    k: int
+    offset: int
+    generation: int | None = Field(description="the index generation that answered")
+
+    @classmethod
+    def of(cls, result: SearchResult, links: Any) -> SearchResponse:
+        return cls(
+            hits=[HitOut.of(h, links) for h in result.hits],
+            k=result.k,
+            offset=result.offset,
+            generation=result.generation,
+        )
+
+
+class ItemOut(BaseModel):
+    id: str
+    product_id: str | None
+    title: str | None
+    description: str | None
+    category: str | None
+    price: float | None
+    attributes: dict[str, Any]
+    source: str
+    width: int | None
+    height: int | None
+    status: str
+    error: str | None
+    created_at: str
+    updated_at: str
+    image_url: str
+    thumbnail_url: str
+
+    @classmethod
+    def of(cls, item: StoredItem, links: Any) -> ItemOut:
+        image, thumbnail = links(item.id)
+        return cls(
+            id=item.id,
+            product_id=item.product_id,
+            title=item.title,
+            description=item.description,
+            category=item.category,
+            price=item.price,
+            attributes=item.attributes,
+            source=item.source,
+            width=item.width,
+            height=item.height,
+            status=item.status,
+            error=item.error,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            image_url=image,
+            thumbnail_url=thumbnail,
+        )
+
+
+class ClassifyRequest(BaseModel):
+    """Zero-shot classification of stored items against a label list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(min_length=1, max_length=1000)
+    labels: list[str] = Field(min_length=1, max_length=1000)
+    templates: list[str] | None = Field(default=None, max_length=32, description='prompts with "{}" for the label')
+    top_k: int = Field(default=3, ge=1, le=1000)
+
+
+class PredictionOut(BaseModel):
+    label: str
+    probability: float
+    score: float
+
+
+class ClassificationOut(BaseModel):
+    id: str | None
+    predictions: list[PredictionOut]
+
+    @classmethod
+    def of(cls, classification: Classification) -> ClassificationOut:
+        return cls(
+            id=classification.id,
+            predictions=[
+                PredictionOut(label=p.label, probability=round(p.probability, 6), score=round(p.score, 6))
+                for p in classification.predictions
+            ],
+        )
+
+
+class ClassifyResponse(BaseModel):
+    results: list[ClassificationOut]
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class InfoOut(BaseModel):
+    model: str
+    dim: int
+    items: dict[str, int]
+    index_factory: str
+    generation: int | None
+    facets: dict[str, list[FacetValue]]
+
+
+class ErrorOut(BaseModel):
+    detail: str

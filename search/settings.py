@@ -1,0 +1,32 @@
+"""Service settings, read in one place: environment variables prefixed ``CATALENS_`` (or explicit values)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the HTTP service can be configured with.
+
+    Attributes:
+        store: the store directory to serve.
+        device: where the model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        max_upload_bytes: the largest request body accepted (images, forms); larger ones get 413.
+        max_k: the largest page size a client may ask for.
+        refresh_interval_s: how often the service looks for a newly published index generation.
+        allow_url_items: whether ``POST /v1/items`` may fetch an image from a URL given by the client.
+        fetch_timeout_s: timeout for those fetches.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CATALENS_", frozen=True)
+
+    store: Path
+    device: str = "auto"
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_k: int = Field(default=200, gt=0)
+    refresh_interval_s: float = Field(default=2.0, gt=0)
+    allow_url_items: bool = True
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
