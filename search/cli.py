@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 the run finished but failed (``--strict`` with failures, or nothing indexed);
 2 usage error; 3 store problem (missing, locked, other model, unreadable); 4 model unavailable or broken;
-5 bad input (catalog source, index factory).
+5 bad input (catalog source, index factory, query, filter, unknown item id, unreadable image).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from indexer.errors import IndexBuildError, SourceError, StoreError
+from indexer.errors import IndexBuildError, ItemError, SourceError, StoreError
 from models.errors import ModelError, ModelUnavailableError
+from search.errors import SearchError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -72,10 +73,251 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=_cmd_info)
 
+    search = commands.add_parser(
+        "search",
+        help="search a store: text, images and items combined",
+        description='Terms joined by + and -, each optionally weighted: "2:red dress" + ./photo.jpg - leather. '
+        "A term that names an existing file is an image; item:ID is a stored item; anything else is text.",
+    )
+    search.add_argument("query", nargs="*", help="the combined query (may be empty with --image)")
+    search.add_argument("--store", required=True)
+    search.add_argument("--image", action="append", default=[], help="add an image file to the query")
+    _add_result_options(search)
+    search.set_defaults(handler=_cmd_search)
+
+    similar = commands.add_parser("similar", help="items most like a stored item")
+    similar.add_argument("id", help="the item's id")
+    similar.add_argument("--store", required=True)
+    _add_result_options(similar)
+    similar.set_defaults(handler=_cmd_similar)
+
+    classify = commands.add_parser("classify", help="zero-shot classification of items (or an image) by labels")
+    classify.add_argument("--store", required=True)
+    classify.add_argument("--labels", required=True, help='comma-separated labels: "shirt,shoe,bag"')
+    classify.add_argument("--ids", nargs="+", help="items to classify (default: every indexed item)")
+    classify.add_argument("--image", help="classify this image file instead of stored items")
+    classify.add_argument("--template", action="append", dest="templates", help='prompt with "{}" (repeatable)')
+    classify.add_argument("--top-k", type=_positive_int, default=1, help="predictions per item")
+    classify.add_argument("--device", default="auto")
+    classify.add_argument("--json", action="store_true")
+    classify.set_defaults(handler=_cmd_classify)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API and web page for a store")
+    serve.add_argument("--store", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes (each loads the model)")
+    serve.add_argument("--device", default="auto")
+    serve.set_defaults(handler=_cmd_serve)
+
     models = commands.add_parser("models", help="list model architectures and pretrained tags")
     models.add_argument("--json", action="store_true")
     models.set_defaults(handler=_cmd_models)
     return parser
+
+
+def _add_result_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-k", type=_positive_int, default=10, help="results to show")
+    parser.add_argument("--offset", type=int, default=0, help="results to skip (pagination)")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="category=shoes (or shoes,bags), price=10..50, price_min=10, price_max=50, or ATTRIBUTE=VALUE",
+    )
+    parser.add_argument("--min-score", type=float, help="hide results less similar than this (cosine)")
+    parser.add_argument("--collapse", action="store_true", help="one result per product_id")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", action="store_true")
+
+
+def parse_filters(specs: Sequence[str]) -> Any:
+    """Turn ``--filter`` values into an :class:`ItemFilter`; raises ``QueryError`` with the bad value."""
+    from indexer.store import ItemFilter
+    from search.errors import QueryError
+
+    categories: list[str] = []
+    attributes: list[tuple[str, str]] = []
+    bounds: dict[str, float | None] = {"price_min": None, "price_max": None}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise QueryError(f"--filter needs NAME=VALUE, got {spec!r}")
+        try:
+            if name == "category":
+                categories.extend(v.strip() for v in value.split(",") if v.strip())
+            elif name == "price":
+                low, dots, high = value.partition("..")
+                if not dots:
+                    raise ValueError(value)
+                bounds["price_min"] = float(low) if low else None
+                bounds["price_max"] = float(high) if high else None
+            elif name in bounds:
+                bounds[name] = float(value)
+            else:
+                attributes.append((name, value))
+        except ValueError:
+            raise QueryError(f"--filter {spec!r}: price filters take numbers, e.g. price=10..50") from None
+    return ItemFilter(tuple(categories), bounds["price_min"], bounds["price_max"], tuple(attributes))
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from search.engine import SearchOptions
+    from search.errors import QueryError
+
+    if args.offset < 0:
+        raise QueryError("--offset must be 0 or more")
+    return SearchOptions(
+        k=args.k,
+        offset=args.offset,
+        min_score=args.min_score,
+        where=parse_filters(args.filter),
+        collapse_by_product=args.collapse,
+    )
+
+
+def _open_engine(args: argparse.Namespace) -> Any:
+    from search.engine import SearchEngine
+
+    return SearchEngine.open(args.store, device=args.device)
+
+
+def _read_image(path: str) -> Any:
+    from indexer.fetch import Fetcher
+    from indexer.images import decode_image
+
+    with Fetcher() as fetcher:
+        return decode_image(fetcher.read(path), source=path).image
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from search.engine import QueryPart
+    from search.errors import QueryError
+    from search.query_syntax import parse_query
+
+    terms = parse_query(args.query) if args.query else []
+    if not terms and not args.image:
+        raise QueryError("give a query, an --image, or both")
+    options = _options(args)
+    engine = _open_engine(args)
+    try:
+        parts = [QueryPart(image=_read_image(path)) for path in args.image]
+        for term in terms:
+            if term.kind == "image":
+                parts.append(QueryPart(image=_read_image(term.value), weight=term.weight))
+            elif term.kind == "item":
+                parts.append(QueryPart(item_id=term.value, weight=term.weight))
+            else:
+                parts.append(QueryPart(text=term.value, weight=term.weight))
+        result = engine.search(parts, options)
+    finally:
+        engine.close()
+    _print_hits(result, args.json)
+    return EXIT_OK
+
+
+def _cmd_similar(args: argparse.Namespace) -> int:
+    options = _options(args)
+    engine = _open_engine(args)
+    try:
+        result = engine.similar(args.id, options)
+    finally:
+        engine.close()
+    _print_hits(result, args.json)
+    return EXIT_OK
+
+
+def _print_hits(result: Any, as_json: bool) -> None:
+    if as_json:
+        _emit_json(
+            {
+                "generation": result.generation,
+                "k": result.k,
+                "offset": result.offset,
+                "hits": [vars(hit) for hit in result.hits],
+            }
+        )
+        return
+    if not result.hits:
+        print("No results.")
+        return
+    print(f"{'#':>3}  {'score':>6}  {'id':<32} {'title':<32} {'category':<14} {'price':>9}")
+    for rank, hit in enumerate(result.hits, start=result.offset + 1):
+        price = f"{hit.price:.2f}" if hit.price is not None else ""
+        print(
+            f"{rank:>3}  {hit.score:6.3f}  {_cut(hit.id, 32):<32} {_cut(hit.title or '', 32):<32} "
+            f"{_cut(hit.category or '', 14):<14} {price:>9}"
+        )
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from search.errors import QueryError
+
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    if not labels:
+        raise QueryError("--labels needs at least one label")
+    engine = _open_engine(args)
+    try:
+        if args.image:
+            results = [engine.classify_image(_read_image(args.image), labels, args.templates, args.top_k)]
+        else:
+            ids = args.ids or sorted(i for i, s in engine.store.item_states().items() if s.has_vector)
+            results = []
+            for start in range(0, len(ids), 256):
+                chunk = ids[start : start + 256]
+                results.extend(engine.classify_items(chunk, labels, args.templates, args.top_k))
+    finally:
+        engine.close()
+    if args.json:
+        _emit_json([{"id": r.id, "predictions": [vars(p) for p in r.predictions]} for r in results])
+        return EXIT_OK
+    print(f"{'id':<40} {'label':<24} {'probability':>11}")
+    for result in results:
+        for rank, prediction in enumerate(result.predictions):
+            name = _cut(result.id or args.image, 40) if rank == 0 else ""
+            print(f"{name:<40} {_cut(prediction.label, 24):<24} {prediction.probability:11.3f}")
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from search.api import create_app
+    from search.engine import SearchEngine
+    from search.settings import Settings
+
+    settings = Settings(store=args.store, device=args.device)
+    # Load once here so that a missing store or model is reported with an exit code, not a worker crash.
+    engine = SearchEngine.open(settings.store, device=settings.device)
+    url = f"http://{args.host}:{args.port}/"
+    print(f"Serving {engine.store.path} ({engine.size} items, {engine.encoder.spec}) at {url}", flush=True)
+    print(f"  web page {url}   API docs {url}docs   metrics {url}metrics", flush=True)
+    if args.workers == 1:
+        try:
+            uvicorn.run(create_app(settings, engine), host=args.host, port=args.port, log_level="warning")
+        finally:
+            engine.close()
+        return EXIT_OK
+    engine.close()
+    os.environ["CATALENS_STORE"] = str(settings.store)
+    os.environ["CATALENS_DEVICE"] = settings.device
+    uvicorn.run(
+        "search.api:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+    return EXIT_OK
 
 
 def _emit_json(payload: Any) -> None:
@@ -214,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_MODEL, str(e))
     except StoreError as e:
         return _fail(EXIT_STORE, str(e))
-    except (SourceError, IndexBuildError) as e:
+    except (SourceError, IndexBuildError, ItemError, SearchError) as e:
         return _fail(EXIT_INPUT, str(e))
     except KeyboardInterrupt:
         return _fail(130, "interrupted; work committed so far is kept, and a re-run continues from there")

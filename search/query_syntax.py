@@ -31,7 +31,7 @@ def parse_query(words: str | list[str]) -> list[Term]:
     """Parse a combined query.
 
     Args:
-        words: the query as one string (shell-quoted terms allowed) or as argv words.
+        words: the query as one string (shell-quoted terms allowed), or as several argv words, each one token.
 
     Returns:
         The terms, in order, with negative weights for subtracted terms.
@@ -39,13 +39,15 @@ def parse_query(words: str | list[str]) -> list[Term]:
     Raises:
         QueryError: the query is empty, starts or ends with an operator, or has two operators in a row.
     """
+    if isinstance(words, list) and len(words) == 1:
+        words = words[0]
     if isinstance(words, str):
         try:
             tokens = shlex.split(words)
-        except ValueError as e:
-            raise QueryError(f"cannot parse the query: {e}") from e
+        except ValueError:  # an apostrophe in "men's shirt" is text, not a quote
+            tokens = words.split()
     else:
-        tokens = [t for w in words for t in ([w] if w in ("+", "-") or " " in w else shlex.split(w) or [w])]
+        tokens = list(words)  # argv words: the shell already grouped quoted terms
     terms: list[Term] = []
     sign = 1.0
     current: list[str] = []
