@@ -35,6 +35,7 @@ DEFAULT_TEMPLATES = (
     "a close-up photo of a {}.",
 )
 EXACT_FILTER_LIMIT = 20_000
+MAX_WIDENING = 4
 MAX_LABELS = 1000
 
 
@@ -300,12 +301,15 @@ class SearchEngine:
             hits = self._resolve(ranked, options, excluded)
         else:
             fetch = need * (4 if options.collapse_by_product else 1) + len(excluded)
-            while True:
-                ranked = self._approximate(snap, query, fetch, allowed)
+            for attempt in range(MAX_WIDENING + 1):
+                ranked, exhaustive = self._approximate(snap, query, fetch, allowed, attempt)
                 hits = self._resolve(ranked, options, excluded)
-                if len(hits) >= need or len(ranked) < fetch or fetch >= snap.size:
+                if len(hits) >= need or exhaustive:
                     break
-                fetch *= 4
+                fetch = min(fetch * 4, max(snap.size, 1))
+            else:
+                if allowed is not None:  # an approximate index could not reach enough matches: be exact
+                    hits = self._resolve(self._exact(query, allowed), options, excluded)
         return SearchResult(hits[options.offset : need], options.k, options.offset, snap.generation)
 
     def _keys_of(self, ids: Sequence[str]) -> np.ndarray:
@@ -321,14 +325,21 @@ class SearchEngine:
         return [(int(keys[i]), float(scores[i])) for i in order]
 
     def _approximate(
-        self, snap: _Snapshot, query: np.ndarray, fetch: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
+        self, snap: _Snapshot, query: np.ndarray, fetch: int, allowed: np.ndarray | None, attempt: int
+    ) -> tuple[list[tuple[int, float]], bool]:
+        """Top ``fetch`` candidates from the index and the delta; also whether nothing more can be found.
+
+        Each ``attempt`` widens the approximate search (more IVF lists probed, a larger HNSW beam), so
+        selective filters reach enough matches.
+        """
         found: list[tuple[int, float]] = []
+        exhaustive = True
         if snap.index is not None and snap.index_count:
-            params = _search_params(snap.index, allowed, snap.hidden)
             n = min(fetch, snap.index_count)
+            params, complete = _search_params(snap.index, allowed, snap.hidden, n, attempt)
             scores, ids = snap.index.search(query[None, :], n, params=params)
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0)
+            exhaustive = complete and (len(found) < n or n >= snap.index_count)
         if len(snap.delta_keys):
             mask = np.ones(len(snap.delta_keys), dtype=bool)
             if allowed is not None:
@@ -336,7 +347,7 @@ class SearchEngine:
             scores = snap.delta_vectors[mask] @ query
             found.extend(zip(snap.delta_keys[mask].tolist(), scores.tolist(), strict=True))
         found.sort(key=lambda pair: -pair[1])
-        return found[:fetch]
+        return found[:fetch], exhaustive
 
     def _resolve(self, ranked: list[tuple[int, float]], options: SearchOptions, excluded: np.ndarray) -> list[Hit]:
         items = self.store.get_items(key for key, _ in ranked)
@@ -430,29 +441,39 @@ class SearchEngine:
         return Classification(None, self.classify_vectors(vector, labels, templates, top_k)[0])
 
 
-def _search_params(index: Any, allowed: np.ndarray | None, hidden: np.ndarray) -> Any:
-    """FAISS search parameters restricting the search to ``allowed`` keys minus ``hidden`` ones."""
+def _search_params(
+    index: Any, allowed: np.ndarray | None, hidden: np.ndarray, k: int, attempt: int
+) -> tuple[Any, bool]:
+    """FAISS search parameters for ``allowed`` keys minus ``hidden`` ones, widened by ``attempt``.
+
+    Returns the parameters and whether a search with them visits every vector (so fewer than ``k`` results
+    mean there are no more matches).
+    """
     lib: Any = faiss  # the SWIG constructors take keyword arguments that faiss's type stubs do not declare
     if allowed is not None:
-        selector: Any = faiss.IDSelectorBatch(np.setdiff1d(allowed, hidden, assume_unique=True))
+        selector: Any = lib.IDSelectorBatch(np.setdiff1d(allowed, hidden, assume_unique=True))
     elif len(hidden):
-        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(hidden))
+        selector = lib.IDSelectorNot(lib.IDSelectorBatch(hidden))
     else:
-        return None
+        selector = None
     try:
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:
         ivf = None
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
     if ivf is not None:
-        params: Any = lib.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+        nprobe = min(int(ivf.nlist), int(ivf.nprobe) * 4**attempt)
+        params: Any = lib.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        complete = nprobe >= ivf.nlist
+    elif isinstance(inner, faiss.IndexHNSW):
+        params = lib.SearchParametersHNSW(sel=selector, efSearch=max(int(inner.hnsw.efSearch), k) * 2**attempt)
+        complete = False
     else:
-        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
-        if isinstance(inner, faiss.IndexHNSW):
-            params = lib.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
-        else:
-            params = lib.SearchParameters(sel=selector)
-    params._keepalive = selector  # FAISS holds a raw pointer; keep the selector alive with the params
-    return params
+        params = lib.SearchParameters(sel=selector) if selector is not None else None
+        complete = True
+    if params is not None:
+        params._keepalive = selector  # FAISS holds a raw pointer; keep the selector alive with the params
+    return params, complete
 
 
 def _hit(item: StoredItem, score: float) -> Hit:

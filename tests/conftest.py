@@ -166,3 +166,42 @@ def http_server() -> Iterator[Callable[[dict[str, tuple[int, bytes]]], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def unit(vector: Any) -> Any:
+    import numpy as np
+
+    array = np.asarray(vector, dtype=np.float32)
+    return array / np.linalg.norm(array)
+
+
+@pytest.fixture
+def vector_store(tmp_path: Path, tiny_model: Any) -> Callable[..., Path]:
+    """Build a store whose vectors are given directly (no images), so rankings are known in advance.
+
+    Call with ``{id: (vector, fields)}`` where fields may hold product_id, title, category, price, attributes;
+    returns the store directory, indexed with ``factory``.
+    """
+    from indexer.pipeline import reindex
+    from indexer.records import ItemRecord
+    from indexer.store import CatalogStore, EmbeddedItem
+
+    def build(items: dict[str, tuple[Any, dict[str, Any]]], factory: str = "Flat", name: str = "vstore") -> Path:
+        root = tmp_path / name
+        store = CatalogStore.create(root, tiny_model.spec, tiny_model.dim, factory)
+        images = tmp_path / f"{name}-images"
+        images.mkdir(exist_ok=True)
+        embedded = []
+        for n, (item_id, (vector, fields)) in enumerate(items.items()):
+            image = images / f"{n}.png"
+            pattern_image(n).save(image)
+            record = ItemRecord(id=item_id, source=str(image), origin="test", **fields)
+            embedded.append(EmbeddedItem(record, f"{n:032x}", 96, 64, unit(vector)))
+        with store.writer_lock():
+            for start in range(0, len(embedded), 500):
+                store.write_batch(embedded=embedded[start : start + 500])
+        store.close()
+        reindex(root, factory)
+        return root
+
+    return build

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Query benchmark: how much does the HTTP service add on top of the model and the index?
+
+Builds a store of N synthetic, L2-normalised vectors (no images; the catalog metadata is made up) with a
+tiny random open_clip model for the text side, publishes its FAISS index, then measures in one run:
+
+* ``engine_search_ms``: ``SearchEngine.search_vector`` alone (FAISS search plus reading the hits' rows from
+  SQLite), k=10, over random unit query vectors, in this process;
+* ``encode_ms``: ``encoder.encode_texts([q])`` alone for single queries (the same phrases as the HTTP test);
+* ``search_text_ms``: ``SearchEngine.search_text`` in this process (what the route calls: encode + search);
+* ``http``: ``GET /v1/search?q=...&k=10`` against a real ``catalens serve`` (uvicorn) subprocess on
+  127.0.0.1, with 1 and then 8 concurrent clients (threads, one keep-alive ``httpx.Client`` each), each for
+  ``--duration`` seconds: latency percentiles of the successful requests, requests per second, and errors
+  (non-200 answers or exceptions);
+* ``service_overhead_ratio`` = HTTP p50 with 1 client / (encode p50 + engine search p50). The target is 1.3:
+  routing, validation, serialisation and the network stack should add at most 30 % to the real work.
+
+The client threads run on the same machine as the server, so with 8 clients on a small machine they take
+CPU from it; read the 8-client latencies as an upper bound. Times are wall-clock, in milliseconds.
+
+Prints a human summary on stderr, then one JSON line last on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from indexer.pipeline import reindex  # noqa: E402
+from indexer.records import ItemRecord  # noqa: E402
+from indexer.store import CatalogStore, EmbeddedItem  # noqa: E402
+from models import LoadOptions, load_model  # noqa: E402
+from search.engine import SearchEngine, SearchOptions  # noqa: E402
+
+TINY_MODEL = {
+    "embed_dim": 256,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 256, "heads": 4, "layers": 4},
+}
+CATEGORIES = (
+    "shoes", "boots", "sandals", "bags", "wallets", "belts", "hats", "scarves", "gloves", "jackets",
+    "coats", "shirts", "t-shirts", "dresses", "skirts", "trousers", "jeans", "watches", "sunglasses", "jewellery",
+)  # fmt: skip
+ADJECTIVES = ("red", "blue", "black", "white", "green", "leather", "wool", "cotton", "vintage", "striped")
+QUERIES = (
+    "red running shoe", "leather handbag", "black ankle boots", "summer sandals", "brown leather wallet",
+    "canvas tote bag", "wide brimmed sun hat", "silk scarf", "winter gloves", "denim jacket",
+    "waterproof rain coat", "white linen shirt", "graphic t-shirt", "floral summer dress", "pleated midi skirt",
+    "slim fit chinos", "ripped blue jeans", "gold wrist watch", "aviator sunglasses", "silver necklace",
+    "pearl earrings", "wool beanie", "leather belt with buckle", "hiking boots", "white sneakers",
+    "evening clutch", "backpack for laptop", "cashmere sweater", "hooded sweatshirt", "puffer jacket",
+    "trench coat", "polka dot blouse", "yoga leggings", "swim shorts", "bikini top", "baseball cap",
+    "knitted cardigan", "chelsea boots", "espadrilles", "crossbody bag", "card holder", "wool overcoat",
+    "striped sailor shirt", "little black dress", "cargo trousers", "bomber jacket", "sports watch",
+    "round sunglasses", "charm bracelet", "velvet loafers",
+)  # fmt: skip
+WARMUP_REQUESTS = 20
+READY_TIMEOUT_S = 120.0
+
+
+def build_store(store_dir: Path, spec: str, dim: int, count: int, seed: int, chunk: int = 5000) -> None:
+    """Write ``count`` random unit vectors with made-up metadata, ``chunk`` rows per transaction."""
+    rng = np.random.default_rng(seed)
+    store = CatalogStore.create(store_dir, spec, dim, "Flat")
+    try:
+        with store.writer_lock():
+            for start in range(0, count, chunk):
+                n = min(chunk, count - start)
+                vectors = rng.standard_normal((n, dim), dtype=np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                prices = np.round(rng.uniform(5, 500, size=n), 2)
+                cats = rng.integers(0, len(CATEGORIES), size=n)
+                adjs = rng.integers(0, len(ADJECTIVES), size=n)
+                items = []
+                for j in range(n):
+                    i = start + j
+                    category = CATEGORIES[cats[j]]
+                    record = ItemRecord(
+                        id=f"sku-{i}",
+                        source=f"/synthetic/{i}.jpg",
+                        origin="bench",
+                        title=f"{ADJECTIVES[adjs[j]]} {category} #{i}",
+                        category=category,
+                        price=float(prices[j]),
+                        product_id=f"prod-{i // 3}",
+                    )
+                    items.append(
+                        EmbeddedItem(record, content_hash=f"{i:032x}", width=640, height=480, vector=vectors[j])
+                    )
+                store.write_batch(embedded=items)
+    finally:
+        store.close()
+    reindex(store_dir)
+
+
+def percentiles(values_s: list[float], points: tuple[int, ...] = (50, 99)) -> dict[str, float]:
+    """Percentiles of durations given in seconds, in milliseconds."""
+    if not values_s:
+        return {f"p{p}": float("nan") for p in points}
+    ms = np.asarray(values_s) * 1000.0
+    return {f"p{p}": round(float(np.percentile(ms, p)), 3) for p in points}
+
+
+def time_calls(fn: Callable[[Any], object], args_list: Sequence[Any]) -> list[float]:
+    """Wall-clock seconds of ``fn(arg)`` for each argument, one after another."""
+    durations = []
+    for arg in args_list:
+        started = time.perf_counter()
+        fn(arg)
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(store_dir: Path, port: int, device: str, log_path: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "search.cli", "serve", "--store", str(store_dir), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--device", device]
+    log = log_path.open("wb")
+    try:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()  # the child has its own copy of the descriptor
+
+
+def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path) -> float:
+    """Poll ``/readyz`` until it answers 200; returns the seconds waited."""
+    started = time.perf_counter()
+    with httpx.Client(base_url=base_url, timeout=5.0) as client:
+        while time.perf_counter() - started < READY_TIMEOUT_S:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(
+        f"the server was not ready after {READY_TIMEOUT_S:.0f} s:\n{log_path.read_text(errors='replace')}"
+    )
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+def search_url(query: str) -> str:
+    return f"/v1/search?q={quote(query)}&k=10"
+
+
+def run_phase(base_url: str, clients: int, duration: float) -> dict[str, float | int]:
+    """``clients`` threads issue requests back to back for ``duration`` seconds."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    first_error: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=base_url, timeout=30.0) as client:
+            barrier.wait()
+            i = n * 7  # different threads start at different phrases
+            while time.perf_counter() < deadline[0]:
+                url = search_url(QUERIES[i % len(QUERIES)])
+                i += 1
+                started = time.perf_counter()
+                try:
+                    response = client.get(url)
+                    ok = response.status_code == 200
+                    problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                except httpx.HTTPError as e:
+                    ok, problem = False, f"{type(e).__name__}: {e}"
+                elapsed = time.perf_counter() - started
+                if ok:
+                    latencies[n].append(elapsed)
+                else:
+                    errors[n] += 1
+                    if not first_error:
+                        first_error.append(problem)
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.perf_counter() + duration
+    started = time.perf_counter()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    merged = [v for per_thread in latencies for v in per_thread]
+    result: dict[str, float | int] = dict(percentiles(merged, (50, 95, 99)))
+    result["qps"] = round(len(merged) / wall, 2)
+    result["errors"] = sum(errors)
+    result["requests"] = len(merged) + sum(errors)
+    if first_error:
+        print(f"  first error with {clients} clients: {first_error[0]}", file=sys.stderr)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vectors", type=int, default=100_000, help="items in the synthetic store")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per HTTP concurrency level")
+    parser.add_argument("--model", help="model spec (default: a tiny random open_clip architecture JSON)")
+    parser.add_argument("--device", default="auto", help="device for the model, here and in the server")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic vectors, metadata and queries")
+    parser.add_argument("--search-queries", type=int, default=300, help="random query vectors for the engine")
+    parser.add_argument("--keep", type=Path, help="build the store in this directory and keep it")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="catalens-qbench-") as tmp:
+        if args.keep is not None:
+            store_dir = args.keep.expanduser().resolve()
+            if (store_dir / "manifest.json").exists():
+                parser.error(f"{store_dir} already holds a store")
+            store_dir.mkdir(parents=True, exist_ok=True)
+            model_dir = store_dir  # the spec names this file, so it must outlive the run with the store
+        else:
+            store_dir = Path(tmp) / "store"
+            model_dir = Path(tmp)
+        spec = args.model
+        if spec is None:
+            model_path = model_dir / "bench-tiny-clip.json"
+            model_path.write_text(json.dumps(TINY_MODEL))
+            spec = str(model_path)
+
+        started = time.perf_counter()
+        encoder = load_model(spec, LoadOptions(device=args.device))  # the server loads it the same way
+        load_s = time.perf_counter() - started
+        print(f"model {encoder.spec} (dim {encoder.dim}) loaded in {load_s:.1f} s", file=sys.stderr)
+
+        started = time.perf_counter()
+        build_store(store_dir, encoder.spec, encoder.dim, args.vectors, args.seed)
+        build_s = time.perf_counter() - started
+        print(f"store of {args.vectors} vectors built and indexed in {build_s:.1f} s", file=sys.stderr)
+
+        # -- in-process: the engine's search alone, the text encoder alone, and both together ----------------
+        engine = SearchEngine.open(store_dir, encoder=encoder)
+        try:
+            rng = np.random.default_rng(args.seed + 1)
+            queries = rng.standard_normal((args.search_queries, encoder.dim), dtype=np.float32)
+            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+            options = SearchOptions(k=10)
+            time_calls(lambda q: engine.search_vector(q, options), list(queries[:10]))  # warm-up
+            search_s = time_calls(lambda q: engine.search_vector(q, options), list(queries))
+            texts = [QUERIES[i % len(QUERIES)] for i in range(4 * len(QUERIES))]
+            time_calls(lambda t: engine.encoder.encode_texts([t]), texts[:10])  # warm-up
+            encode_s = time_calls(lambda t: engine.encoder.encode_texts([t]), texts)
+            text_search_s = time_calls(lambda t: engine.search_text(t, options), texts)
+        finally:
+            engine.close()
+        search_ms, encode_ms = percentiles(search_s), percentiles(encode_s)
+        text_search_ms = percentiles(text_search_s)
+        print(
+            f"engine search p50 {search_ms['p50']:.2f} ms p99 {search_ms['p99']:.2f} ms; "
+            f"encode p50 {encode_ms['p50']:.2f} ms p99 {encode_ms['p99']:.2f} ms; "
+            f"search_text p50 {text_search_ms['p50']:.2f} ms",
+            file=sys.stderr,
+        )
+
+        # -- HTTP: a real uvicorn server in a subprocess ------------------------------------------------------
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        log_path = Path(tmp) / "server.log"
+        started = time.perf_counter()
+        proc = start_server(store_dir, port, args.device, log_path)
+        http: dict[str, dict[str, float | int]] = {}
+        try:
+            ready_s = wait_ready(proc, base_url, log_path)
+            print(f"server ready on port {port} after {ready_s:.1f} s", file=sys.stderr)
+            with httpx.Client(base_url=base_url, timeout=30.0) as client:
+                for i in range(WARMUP_REQUESTS):
+                    client.get(search_url(QUERIES[i % len(QUERIES)]))
+            for clients in (1, 8):
+                http[str(clients)] = phase = run_phase(base_url, clients, args.duration)
+                print(
+                    f"HTTP {clients} client(s): p50 {phase['p50']:.2f} ms p95 {phase['p95']:.2f} ms "
+                    f"p99 {phase['p99']:.2f} ms, {phase['qps']:.1f} req/s, "
+                    f"{phase['errors']} errors / {phase['requests']} requests",
+                    file=sys.stderr,
+                )
+        finally:
+            stop_server(proc)
+        server_rc = proc.returncode
+        if server_rc not in (0, -signal.SIGTERM):
+            print(f"server exited with {server_rc}:\n{log_path.read_text(errors='replace')}", file=sys.stderr)
+
+    ratio = http["1"]["p50"] / (encode_ms["p50"] + search_ms["p50"])
+    result = {
+        "n_vectors": args.vectors,
+        "dim": encoder.dim,
+        "model": encoder.spec if args.model else "tiny random open_clip (architecture JSON)",
+        "model_spec": encoder.spec,
+        "device": getattr(encoder, "device", args.device),
+        "cpu_count": os.cpu_count(),
+        "model_load_s": round(load_s, 2),
+        "store_build_s": round(build_s, 2),
+        "server_ready_s": round(ready_s, 2),
+        "server_exit_code": server_rc,
+        "engine_search_ms": search_ms,
+        "encode_ms": encode_ms,
+        "search_text_ms": text_search_ms,
+        "http": http,
+        "service_overhead_ratio": round(ratio, 3),
+        "target_ratio": 1.3,
+        "zero_errors_8_clients": http["8"]["errors"] == 0,
+    }
+    print(
+        f"service overhead ratio {ratio:.2f} (target <= 1.3): HTTP p50 {http['1']['p50']:.2f} ms vs "
+        f"encode {encode_ms['p50']:.2f} + search {search_ms['p50']:.2f} ms",
+        file=sys.stderr,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
