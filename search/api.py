@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
@@ -123,7 +124,21 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def _describe_validation(error: RequestValidationError) -> str:
+    """One readable line per problem; the offending input is not echoed (it may not even be JSON-safe)."""
+    problems = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(problems) or "invalid request"
+
+
 def _add_error_handlers(app: FastAPI) -> None:
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _error(422, _describe_validation(exc))
+
+    app.add_exception_handler(RequestValidationError, validation)
     statuses: list[tuple[type[Exception], int]] = [
         (QueryError, 422),
         (ItemError, 422),
