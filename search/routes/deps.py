@@ -1,4 +1,8 @@
-"""Request-scoped dependencies: the engine, the writer and settings from ``app.state``, and shared params."""
+"""Request-scoped dependencies: the engine, the writer and settings from ``app.state``, and shared params.
+
+They are ``async`` because none of them blocks: FastAPI runs plain ``def`` dependencies in its thread pool,
+and each such hop costs more than the work they do.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +20,25 @@ from search.settings import Settings
 Links = Callable[[str], tuple[str, str]]
 
 
-def get_engine(request: Request) -> SearchEngine:
+async def get_engine(request: Request) -> SearchEngine:
     engine: SearchEngine | None = getattr(request.app.state, "engine", None)
     if engine is None:
         raise HTTPException(status_code=503, detail="the search engine is still loading")
     return engine
 
 
-def get_writer(request: Request) -> CatalogWriter:
-    get_engine(request)
+async def get_writer(request: Request) -> CatalogWriter:
+    await get_engine(request)
     writer: CatalogWriter = request.app.state.writer
     return writer
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_links(request: Request) -> Links:
+async def get_links(request: Request) -> Links:
     """Image and thumbnail URLs of an item, relative to the service root (ids are URL-quoted)."""
     root = request.scope.get("root_path", "")
 
@@ -62,7 +66,7 @@ def parse_attributes(pairs: list[str]) -> dict[str, str]:
     return parsed
 
 
-def filters_from_query(
+async def filters_from_query(
     category: Annotated[list[str], Query(description="category to keep; repeat for several")] = [],  # noqa: B006
     price_min: Annotated[float | None, Query(ge=0)] = None,
     price_max: Annotated[float | None, Query(ge=0)] = None,
@@ -77,7 +81,7 @@ def filters_from_query(
 FiltersDep = Annotated[Filters, Depends(filters_from_query)]
 
 
-def page_options(
+async def page_options(
     settings: SettingsDep,
     filters: FiltersDep,
     k: Annotated[int, Query(ge=1, description="hits per page")] = 10,

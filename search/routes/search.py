@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from indexer.images import decode_image
 from search.engine import QueryPart
 from search.routes.deps import EngineDep, LinksDep, OptionsDep, SettingsDep, parse_attributes, search_options
-from search.schemas import Filters, SearchRequest, SearchResponse
+from search.schemas import Filters, PydanticJSONResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -22,12 +22,12 @@ def search_get(
     links: LinksDep,
     options: OptionsDep,
     q: Annotated[str, Query(min_length=1, max_length=1000, description="what to look for")],
-) -> SearchResponse:
-    return SearchResponse.of(engine.search_text(q, options), links)
+) -> PydanticJSONResponse:
+    return PydanticJSONResponse(SearchResponse.of(engine.search_text(q, options), links))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Text or combined search (JSON body)")
-def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body: SearchRequest) -> SearchResponse:
+def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body: SearchRequest) -> PydanticJSONResponse:
     options = search_options(settings, body.filters, body.k, body.offset, body.min_score, body.collapse_by_product)
     parts = [QueryPart(text=body.query)] if body.query else []
     parts += [
@@ -39,7 +39,7 @@ def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body:
         )
         for p in body.parts
     ]
-    return SearchResponse.of(engine.search(parts, options), links)
+    return PydanticJSONResponse(SearchResponse.of(engine.search(parts, options), links))
 
 
 @router.post("/search/image", response_model=SearchResponse, summary="Search by an uploaded image")
@@ -60,7 +60,7 @@ async def search_image(
     price_min: Annotated[float | None, Form(ge=0)] = None,
     price_max: Annotated[float | None, Form(ge=0)] = None,
     attr: Annotated[list[str] | None, Form()] = None,
-) -> SearchResponse:
+) -> PydanticJSONResponse:
     data = await image.read()
     decoded = await run_in_threadpool(decode_image, data, source=image.filename or "upload")
     try:
@@ -79,9 +79,9 @@ async def search_image(
     if negative and negative.strip():
         parts.append(QueryPart(text=negative, weight=-text_weight))
     result = await run_in_threadpool(engine.search, parts, options)
-    return SearchResponse.of(result, links)
+    return PydanticJSONResponse(SearchResponse.of(result, links))
 
 
 @router.get("/items/{item_id:path}/similar", response_model=SearchResponse, summary="Items like this one")
-def similar(engine: EngineDep, links: LinksDep, options: OptionsDep, item_id: str) -> SearchResponse:
-    return SearchResponse.of(engine.similar(item_id, options), links)
+def similar(engine: EngineDep, links: LinksDep, options: OptionsDep, item_id: str) -> PydanticJSONResponse:
+    return PydanticJSONResponse(SearchResponse.of(engine.similar(item_id, options), links))

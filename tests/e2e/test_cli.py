@@ -179,3 +179,71 @@ def test_kill_9_then_resume_has_no_duplicates_and_no_loss(
         assert opened.vector_count() == total
         assert opened.manifest.index is not None and opened.manifest.index.count == total
         assert len(opened.item_states()) == total
+
+
+def test_search_similar_and_classify_commands(
+    tmp_path: Path, tiny_spec: str, capsys: Any, make_catalog: Callable[..., Path]
+) -> None:
+    catalog = make_catalog(8)
+    manifest = tmp_path / "catalog.csv"
+    rows = [
+        f"sku-{i},catalog/item-{i:03d}.jpg,p{i // 2},Item {i},{'shoes' if i < 3 else 'bags'},{i}.5" for i in range(8)
+    ]
+    manifest.write_text("id,image,product_id,title,category,price\n" + "\n".join(rows) + "\n")
+    store = str(tmp_path / "store")
+    assert run_cli(capsys, "index", str(manifest), "--store", store, "--model", tiny_spec, "--quiet")[0] == EXIT_OK
+
+    code, out, _ = run_cli(capsys, "search", "--store", store, "a bag", "-k", "3")
+    assert code == EXIT_OK and out.splitlines()[0].split()[:3] == ["#", "score", "id"] and len(out.splitlines()) == 4
+
+    query_image = str(catalog / "item-002.jpg")
+    code, out, _ = run_cli(capsys, "search", "--store", store, f"2:{query_image}", "+", "red", "-", "leather", "--json")
+    result = json.loads(out)
+    assert code == EXIT_OK and result["hits"][0]["id"] == "sku-2" and len(result["hits"]) == 8
+
+    code, out, _ = run_cli(
+        capsys,
+        "search",
+        "--store",
+        store,
+        "--image",
+        query_image,
+        "--filter",
+        "category=shoes",
+        "--filter",
+        "price=0..1",
+        "--json",
+    )
+    assert [h["id"] for h in json.loads(out)["hits"]] == ["sku-0"]
+
+    code, out, _ = run_cli(capsys, "search", "--store", store, "x", "--collapse", "--json", "-k", "8")
+    assert len(json.loads(out)["hits"]) == 4
+
+    code, out, _ = run_cli(capsys, "similar", "--store", store, "sku-2", "-k", "2", "--json")
+    assert code == EXIT_OK and "sku-2" not in [h["id"] for h in json.loads(out)["hits"]]
+
+    code, out, _ = run_cli(capsys, "classify", "--store", store, "--labels", "shoe,bag", "--json")
+    predictions = json.loads(out)
+    assert code == EXIT_OK and len(predictions) == 8 and all(len(p["predictions"]) == 1 for p in predictions)
+    code, out, _ = run_cli(
+        capsys, "classify", "--store", store, "--labels", "shoe,bag", "--ids", "sku-1", "--top-k", "2"
+    )
+    assert code == EXIT_OK and "sku-1" in out and "shoe" in out and "bag" in out
+    code, out, _ = run_cli(
+        capsys, "classify", "--store", store, "--labels", "shoe,bag", "--image", query_image, "--json"
+    )
+    assert code == EXIT_OK and json.loads(out)[0]["id"] is None
+
+    for argv, fragment in [
+        (["similar", "--store", store, "nope"], "no item"),
+        (["search", "--store", store, "+", "x"], "between two terms"),
+        (["search", "--store", store, "x", "--filter", "price=cheap"], "price"),
+        (["search", "--store", store, "x", "--filter", "novalue"], "NAME=VALUE"),
+        (["search", "--store", store], "give a query"),
+        (["classify", "--store", store, "--labels", " , "], "label"),
+        (["search", "--store", store, "--image", str(tmp_path / "catalog.csv")], "not an image"),
+    ]:
+        code, _, err = run_cli(capsys, *argv)
+        assert code == EXIT_INPUT and fragment in err, (argv, err)
+    code, _, err = run_cli(capsys, "search", "--store", str(tmp_path / "nope"), "x")
+    assert code == EXIT_STORE
