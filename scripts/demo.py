@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""`make demo`: build the demo catalog, index it, show what is in the store, and show an incremental re-run.
+"""`make demo`: build the demo catalog, index it, ask it a few questions, then serve it.
 
 Each step runs the real `catalens` command and prints it first, so the demo doubles as a tour of the CLI.
+`--no-serve` stops before starting the service.
 """
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import subprocess
 import sys
@@ -24,6 +26,10 @@ def run(*args: str) -> int:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-serve", action="store_true", help="do not start the service at the end")
+    parser.add_argument("--port", default="8000")
+    args = parser.parse_args()
     sys.path.insert(0, str(REPO / "scripts"))
     from demo_catalog import write_catalog
 
@@ -34,8 +40,8 @@ def main() -> int:
     if code == EXIT_MODEL:
         print(
             "\nThe default pretrained model is not available on this machine (see the message above), so the demo "
-            f"goes on with {FALLBACK_MODEL}: the same architecture with random weights. Everything below works "
-            "the same way, but search results with random weights are meaningless.",
+            f"goes on with {FALLBACK_MODEL}: the same architecture with random weights. Every step below runs "
+            "the same way, but with random weights the rankings are meaningless.",
             flush=True,
         )
         store = str(DEMO / "store-random")
@@ -44,7 +50,16 @@ def main() -> int:
         return code
     run("info", "--store", store)
     print("\nA second run only looks at what changed:", flush=True)
-    return run("index", str(manifest), "--store", store, "--quiet")
+    run("index", str(manifest), "--store", store, "--quiet")
+    run("search", "--store", store, "red mug", "-k", "3")
+    run("search", "--store", store, str(DEMO / "catalog/images/blue-cap.jpg"), "+", "red", "-k", "3")
+    run("search", "--store", store, "bag", "--filter", "category=accessories", "--filter", "price=0..20", "-k", "3")
+    run("similar", "--store", store, "green-sneaker", "-k", "3")
+    run("classify", "--store", store, "--labels", "t-shirt,mug,cap,bag,bottle,sneaker", "--ids", "red-mug", "blue-cap")
+    if args.no_serve:
+        return 0
+    print("\nStarting the service; open the URL below, press Ctrl-C to stop.", flush=True)
+    return run("serve", "--store", store, "--port", args.port)
 
 
 if __name__ == "__main__":

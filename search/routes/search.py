@@ -10,7 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from indexer.images import decode_image
 from search.engine import QueryPart
-from search.routes.deps import EngineDep, LinksDep, OptionsDep, SettingsDep, parse_attributes, search_options
+from search.routes.deps import (
+    EngineDep,
+    LinksDep,
+    PageQuery,
+    SearchQuery,
+    SettingsDep,
+    parse_attributes,
+    search_options,
+)
 from search.schemas import Filters, PydanticJSONResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -20,10 +28,10 @@ router = APIRouter(prefix="/v1", tags=["search"])
 def search_get(
     engine: EngineDep,
     links: LinksDep,
-    options: OptionsDep,
-    q: Annotated[str, Query(min_length=1, max_length=1000, description="what to look for")],
+    settings: SettingsDep,
+    params: Annotated[SearchQuery, Query()],
 ) -> PydanticJSONResponse:
-    return PydanticJSONResponse(SearchResponse.of(engine.search_text(q, options), links))
+    return PydanticJSONResponse(SearchResponse.of(engine.search_text(params.q, params.options(settings)), links))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Text or combined search (JSON body)")
@@ -83,5 +91,7 @@ async def search_image(
 
 
 @router.get("/items/{item_id:path}/similar", response_model=SearchResponse, summary="Items like this one")
-def similar(engine: EngineDep, links: LinksDep, options: OptionsDep, item_id: str) -> PydanticJSONResponse:
-    return PydanticJSONResponse(SearchResponse.of(engine.similar(item_id, options), links))
+def similar(
+    engine: EngineDep, links: LinksDep, settings: SettingsDep, params: Annotated[PageQuery, Query()], item_id: str
+) -> PydanticJSONResponse:
+    return PydanticJSONResponse(SearchResponse.of(engine.similar(item_id, params.options(settings)), links))
