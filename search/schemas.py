@@ -92,21 +92,8 @@ class HitOut(BaseModel):
     @classmethod
     def of(cls, hit: Hit, links: Any) -> HitOut:
         image, thumbnail = links(hit.id)
-        return cls(
-            id=hit.id,
-            score=round(hit.score, 6),
-            product_id=hit.product_id,
-            title=hit.title,
-            description=hit.description,
-            category=hit.category,
-            price=hit.price,
-            attributes=hit.attributes,
-            source=hit.source,
-            width=hit.width,
-            height=hit.height,
-            image_url=image,
-            thumbnail_url=thumbnail,
-        )
+        fields = {**vars(hit), "score": round(hit.score, 6)}
+        return cls.model_validate({**fields, "image_url": image, "thumbnail_url": thumbnail})
 
 
 class SearchResponse(BaseModel):
@@ -146,24 +133,8 @@ class ItemOut(BaseModel):
     @classmethod
     def of(cls, item: StoredItem, links: Any) -> ItemOut:
         image, thumbnail = links(item.id)
-        return cls(
-            id=item.id,
-            product_id=item.product_id,
-            title=item.title,
-            description=item.description,
-            category=item.category,
-            price=item.price,
-            attributes=item.attributes,
-            source=item.source,
-            width=item.width,
-            height=item.height,
-            status=item.status,
-            error=item.error,
-            created_at=item.created_at,
-            updated_at=item.updated_at,
-            image_url=image,
-            thumbnail_url=thumbnail,
-        )
+        fields = {name: getattr(item, name) for name in cls.model_fields if hasattr(item, name)}
+        return cls.model_validate({**fields, "image_url": image, "thumbnail_url": thumbnail})
 
 
 class ClassifyRequest(BaseModel):
