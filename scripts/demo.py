@@ -56,6 +56,7 @@ def main() -> int:
     run("search", "--store", store, "bag", "--filter", "category=accessories", "--filter", "price=0..20", "-k", "3")
     run("similar", "--store", store, "green-sneaker", "-k", "3")
     run("classify", "--store", store, "--labels", "t-shirt,mug,cap,bag,bottle,sneaker", "--ids", "red-mug", "blue-cap")
+    run("eval", str(DEMO / "catalog" / "eval.jsonl"), "--store", store)
     if args.no_serve:
         return 0
     print("\nStarting the service; open the URL below, press Ctrl-C to stop.", flush=True)

@@ -8,6 +8,7 @@ demo needs no download. Usage: ``python scripts/demo_catalog.py OUT_DIR``; print
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,7 +93,7 @@ PRODUCTS: dict[str, tuple[str, Draw, float]] = {
 
 
 def write_catalog(out: Path) -> Path:
-    """Draw every product in every colour into ``out/images`` and write ``out/catalog.csv``."""
+    """Draw every product in every colour into ``out/images``; write ``out/catalog.csv`` and ``out/eval.jsonl``."""
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     manifest = out / "catalog.csv"
@@ -117,7 +118,20 @@ def write_catalog(out: Path) -> Path:
                         colour,
                     ]
                 )
+    write_eval_set(out / "eval.jsonl")
     return manifest
+
+
+def write_eval_set(path: Path) -> Path:
+    """A labelled set for `catalens eval`: one query per product and colour, and every item's product label."""
+    rows: list[dict[str, object]] = []
+    for product in PRODUCTS:
+        for colour in COLOURS:
+            rows.append({"query": f"a {colour} {product}", "relevant": [f"{colour}-{product}"]})
+    for product in PRODUCTS:
+        rows.extend({"id": f"{colour}-{product}", "label": product} for colour in COLOURS)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
 
 
 if __name__ == "__main__":

@@ -102,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true")
     classify.set_defaults(handler=_cmd_classify)
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure retrieval and zero-shot quality on a labelled JSONL set",
+        description='Rows: {"query": ..., "relevant": [ids]} or {"query": ..., "relevant_category": ...} '
+        '(or query_image: PATH), and {"id": ..., "label": ...} for zero-shot classification.',
+    )
+    evaluate.add_argument("set", help="the labelled set (JSONL)")
+    evaluate.add_argument("--store", required=True)
+    evaluate.add_argument("--compare", metavar="STORE2", help="a second store, evaluated on the same set")
+    evaluate.add_argument("--labels", help="label list for classification rows (default: the set's labels)")
+    evaluate.add_argument("--template", action="append", dest="templates", help='prompt with "{}" (repeatable)')
+    evaluate.add_argument("--depth", type=_positive_int, default=100, help="results ranked per query")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=_cmd_eval)
+
     serve = commands.add_parser("serve", help="serve the HTTP API and web page for a store")
     serve.add_argument("--store", required=True)
     serve.add_argument("--host", default="127.0.0.1")
@@ -283,6 +299,51 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             name = _cut(result.id or args.image, 40) if rank == 0 else ""
             print(f"{name:<40} {_cut(prediction.label, 24):<24} {prediction.probability:11.3f}")
     return EXIT_OK
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from search.engine import SearchEngine
+    from search.evaluation import evaluate, load_eval_set
+
+    cases = load_eval_set(args.set)
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
+    reports = []
+    for store in [args.store, *([args.compare] if args.compare else [])]:
+        engine = SearchEngine.open(store, device=args.device)
+        try:
+            reports.append(evaluate(engine, cases, labels=labels, templates=args.templates, depth=args.depth))
+        finally:
+            engine.close()
+    if args.json:
+        payload = [r.to_dict() for r in reports]
+        _emit_json(payload[0] if len(payload) == 1 else {"set": cases.path, "stores": payload})
+        return EXIT_OK
+    _print_eval(reports)
+    return EXIT_OK
+
+
+def _print_eval(reports: list[Any]) -> None:
+    names = [f"{_cut(r.model, 28)}" for r in reports]
+    header = f"{'metric':<22}" + "".join(f"{name:>30}" for name in names) + ("  change" if len(reports) == 2 else "")
+    first = reports[0]
+    print(f"Set: {first.queries} retrieval queries, {first.classified} classified items")
+    print(header)
+    rows = [("retrieval " + m, [r.retrieval.get(m) for r in reports]) for m in first.retrieval]
+    rows += [("zero-shot " + m, [r.classification.get(m) for r in reports]) for m in first.classification]
+    for name, values in rows:
+        cells = "".join(f"{v:>30.3f}" if v is not None else f"{'-':>30}" for v in values)
+        change = ""
+        if len(values) == 2 and None not in values:
+            change = f"  {values[1] - values[0]:+.3f}"
+        print(f"{name:<22}{cells}{change}")
+    for report in reports:
+        if report.per_label:
+            print(f"\nPer label ({report.model}):")
+            print(f"  {'label':<24} {'precision':>9} {'recall':>9} {'support':>8}")
+            for label, stats in report.per_label.items():
+                print(f"  {_cut(label, 24):<24} {stats.precision:9.3f} {stats.recall:9.3f} {stats.support:8d}")
+        for reason in report.skipped[:20]:
+            print(f"skipped ({report.model}): {reason}")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

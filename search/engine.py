@@ -186,6 +186,12 @@ class SearchEngine:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- generations -------------------------------------------------------------------------------------
 
     @property
