@@ -304,6 +304,10 @@ class OpenClipEncoder:
         """The open_clip architecture config, as written into saved checkpoints."""
         return dict(self._model_cfg)
 
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids for ``texts`` (for training inside ``models/``)."""
+        return self._tokenizer(list(texts))
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
         if self._fast_path is None:
             return np.ascontiguousarray(self._transform(image).numpy(), dtype=np.float32)

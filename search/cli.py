@@ -118,6 +118,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_cmd_eval)
 
+    tune = commands.add_parser(
+        "finetune",
+        help="fine-tune the store's model on its own image–text pairs",
+        description="Contrastive fine-tuning with a held-out split by product, evaluation before and after, and "
+        "early stopping on held-out recall. Re-embed afterwards with: "
+        "catalens index SOURCE --store DIR --model OUT --rebuild",
+    )
+    tune.add_argument("--store", required=True)
+    tune.add_argument("--out", required=True, help="checkpoint directory to write (loadable as a model spec)")
+    tune.add_argument("--model", help="start from this model (default: the store's)")
+    tune.add_argument("--text-template", default="{title}. {description}", help="text built from item fields")
+    tune.add_argument("--epochs", type=_positive_int, default=10)
+    tune.add_argument("--batch-size", type=_positive_int, default=32)
+    tune.add_argument("--lr", type=float, default=1e-5)
+    tune.add_argument("--weight-decay", type=float, default=0.1)
+    tune.add_argument("--lock-image", action="store_true", help="freeze the image tower")
+    tune.add_argument("--lock-text", action="store_true", help="freeze the text tower")
+    tune.add_argument("--trainable-blocks", type=int, help="train only the last N blocks of each unlocked tower")
+    tune.add_argument("--heldout", type=float, default=0.2, help="share of products held out")
+    tune.add_argument("--patience", type=_positive_int, default=2)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--device", default="auto")
+    tune.add_argument("--json", action="store_true")
+    tune.set_defaults(handler=_cmd_finetune)
+
     serve = commands.add_parser("serve", help="serve the HTTP API and web page for a store")
     serve.add_argument("--store", required=True)
     serve.add_argument("--host", default="127.0.0.1")
@@ -344,6 +369,48 @@ def _print_eval(reports: list[Any]) -> None:
                 print(f"  {_cut(label, 24):<24} {stats.precision:9.3f} {stats.recall:9.3f} {stats.support:8d}")
         for reason in report.skipped[:20]:
             print(f"skipped ({report.model}): {reason}")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from models.training import EpochLog, FinetuneConfig
+    from search.finetuning import FinetuneJob, run_finetune
+
+    config = FinetuneConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        lock_image=args.lock_image,
+        lock_text=args.lock_text,
+        trainable_blocks=args.trainable_blocks,
+        patience=args.patience,
+        seed=args.seed,
+    )
+    job = FinetuneJob(args.store, args.out, args.model, args.text_template, args.heldout, args.device, config)
+
+    def progress(log: EpochLog) -> None:
+        print(
+            f"epoch {log.epoch}: loss {log.train_loss:.4f}, held-out mean recall {log.heldout_score:.3f} "
+            f"({log.seconds:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    report = run_finetune(job, progress)
+    if args.json:
+        _emit_json(report.to_dict())
+        return EXIT_OK
+    print(f"Fine-tuned {report.model} on {report.train_pairs} pairs; {report.heldout_pairs} held out")
+    print(f"{'held-out metric':<16} {'before':>8} {'after':>8}")
+    for name, value in report.before.items():
+        print(f"{name:<16} {value:8.3f} {report.after[name]:8.3f}")
+    print(f"Best epoch {report.best_epoch}; checkpoint {report.checkpoint}")
+    print(
+        f"Re-embed the store with it: catalens index SOURCE --store {args.store} --model {report.checkpoint} --rebuild"
+    )
+    for reason in report.skipped[:20]:
+        print(f"skipped {reason}")
+    return EXIT_OK
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
