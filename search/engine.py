@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.faiss_index import read_index
-from indexer.store import CatalogStore, ItemFilter, StoredItem
+from indexer.store import CatalogStore, ItemFilter, StoredItem, StoreManifest
 from models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 
@@ -223,6 +223,9 @@ class SearchEngine:
         """Swap in a newly published index generation, if there is one; returns whether it did.
 
         In-flight queries keep the snapshot they started with.
+
+        Raises:
+            QueryError: the store now holds another model's vectors (rebuilt); the current snapshot stays.
         """
         try:
             mtime = (self.store.path / "manifest.json").stat().st_mtime_ns
@@ -230,6 +233,12 @@ class SearchEngine:
             return False
         if mtime == self._manifest_mtime:
             return False
+        published = StoreManifest.from_json((self.store.path / "manifest.json").read_text(encoding="utf-8"))
+        if published.model != self.encoder.spec:
+            raise QueryError(
+                f"the store was rebuilt with model {published.model!r}; this engine holds {self.encoder.spec!r} "
+                "and keeps serving its current generation: restart the service to serve the new model"
+            )
         with self._lock:
             before = self._snapshot.generation
             self._snapshot = self._load_snapshot()

@@ -238,3 +238,18 @@ def test_engine_refuses_a_model_other_than_the_stores(vector_store: Any, tiny_mo
     path = vector_store(random_catalog(5))
     with pytest.raises(QueryError, match="holds"):
         SearchEngine.open(path, encoder=load_model(other_tiny_spec))
+
+
+def test_refresh_refuses_a_store_rebuilt_with_another_model(
+    vector_store: Any, open_engine: Any, other_tiny_spec: str, make_catalog: Any
+) -> None:
+    from indexer.pipeline import IndexOptions, index_catalog
+
+    path = vector_store(random_catalog(10))
+    engine = open_engine(path)
+    index_catalog(make_catalog(3), path, IndexOptions(model=other_tiny_spec, rebuild=True))
+    with pytest.raises(QueryError, match="restart the service"):
+        engine.refresh()
+    # The engine keeps answering from the generation it holds instead of failing every query.
+    assert engine.generation == 1
+    assert engine.search_vector(unit(np.ones(DIM)), SearchOptions(k=3)).generation == 1
