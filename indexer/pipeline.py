@@ -275,7 +275,7 @@ class _Run:
         self._remove_missing(records, problems, existing)
         if touched:
             self.store.write_batch(touched=touched)
-        self._record_problems(problems)
+        self._record_problems(problems, existing)
         embed_started = time.perf_counter()
         self._process(work, existing)
         self.report.embed_seconds = time.perf_counter() - embed_started
@@ -341,9 +341,8 @@ class _Run:
             self.report.removed = self.store.delete_items(gone)
             self.vectors_changed = True
 
-    def _record_problems(self, problems: list[tuple[ScanProblem, bool]]) -> None:
+    def _record_problems(self, problems: list[tuple[ScanProblem, bool]], existing: dict[str, ItemState]) -> None:
         stored = []
-        existing = self.store.item_states(self.catalog.origin) if problems else {}
         for problem, storable in problems:
             failure = FailedItem(problem.id, problem.source, problem.reason)
             self.report.failed.append(failure)

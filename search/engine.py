@@ -16,7 +16,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import faiss
@@ -511,16 +511,4 @@ def _search_params(
 
 
 def _hit(item: StoredItem, score: float) -> Hit:
-    return Hit(
-        id=item.id,
-        score=score,
-        product_id=item.product_id,
-        source=item.source,
-        title=item.title,
-        description=item.description,
-        category=item.category,
-        price=item.price,
-        attributes=item.attributes,
-        width=item.width,
-        height=item.height,
-    )
+    return Hit(score=score, **{f.name: getattr(item, f.name) for f in fields(Hit) if f.name != "score"})

@@ -74,9 +74,10 @@ class SearchRequest(BaseModel):
         return self
 
 
-class HitOut(BaseModel):
+class CatalogItemOut(BaseModel):
+    """The catalog fields every item answer carries, with links to its image and thumbnail."""
+
     id: str
-    score: float
     product_id: str | None
     title: str | None
     description: str | None
@@ -90,10 +91,20 @@ class HitOut(BaseModel):
     thumbnail_url: str
 
     @classmethod
+    def from_record(cls, record: Any, links: Any, **overrides: Any) -> Any:
+        """Build from an engine or store record whose attribute names match the fields."""
+        image, thumbnail = links(record.id)
+        fields = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
+        return cls.model_validate({**fields, "image_url": image, "thumbnail_url": thumbnail, **overrides})
+
+
+class HitOut(CatalogItemOut):
+    score: float
+
+    @classmethod
     def of(cls, hit: Hit, links: Any) -> HitOut:
-        image, thumbnail = links(hit.id)
-        fields = {**vars(hit), "score": round(hit.score, 6)}
-        return cls.model_validate({**fields, "image_url": image, "thumbnail_url": thumbnail})
+        result: HitOut = cls.from_record(hit, links, score=round(hit.score, 6))
+        return result
 
 
 class SearchResponse(BaseModel):
@@ -112,29 +123,16 @@ class SearchResponse(BaseModel):
         )
 
 
-class ItemOut(BaseModel):
-    id: str
-    product_id: str | None
-    title: str | None
-    description: str | None
-    category: str | None
-    price: float | None
-    attributes: dict[str, Any]
-    source: str
-    width: int | None
-    height: int | None
+class ItemOut(CatalogItemOut):
     status: str
     error: str | None
     created_at: str
     updated_at: str
-    image_url: str
-    thumbnail_url: str
 
     @classmethod
     def of(cls, item: StoredItem, links: Any) -> ItemOut:
-        image, thumbnail = links(item.id)
-        fields = {name: getattr(item, name) for name in cls.model_fields if hasattr(item, name)}
-        return cls.model_validate({**fields, "image_url": image, "thumbnail_url": thumbnail})
+        result: ItemOut = cls.from_record(item, links)
+        return result
 
 
 class ClassifyRequest(BaseModel):
