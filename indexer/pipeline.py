@@ -48,6 +48,9 @@ class ProgressSink(Protocol):
 
     def finish(self) -> None: ...
 
+    def note(self, message: str) -> None:
+        """One line for the person running the job (e.g. which model ``auto`` chose and why)."""
+
 
 class _NoProgress:
     def start(self, phase: str, total: int | None) -> None:
@@ -57,6 +60,9 @@ class _NoProgress:
         pass
 
     def finish(self) -> None:
+        pass
+
+    def note(self, message: str) -> None:
         pass
 
 
@@ -101,6 +107,7 @@ class IndexReport:
     embedded: int = 0
     embed_seconds: float = 0.0
     elapsed_seconds: float = 0.0
+    model_note: str | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -111,6 +118,7 @@ class IndexReport:
         return {
             "store": self.store,
             "model": self.model,
+            "model_note": self.model_note,
             "index_factory": self.index_factory,
             "new": self.new,
             "updated": self.updated,
@@ -195,10 +203,18 @@ def index_catalog(
     with WriterLock(root / LOCK_NAME, str(root)):
         store = CatalogStore.open(root) if CatalogStore.exists(root) else None
         try:
+            load_options = LoadOptions(device=options.device)
+            wanted = options.model or (None if store is not None else DEFAULT_MODEL)
+            note: str | None = None
             if encoder is not None:
                 requested: str | None = encoder.spec
+            elif wanted:
+                parsed, note = registry.resolve(wanted, load_options)
+                requested = parsed.canonical
             else:
-                requested = registry.parse(options.model).canonical if options.model else None
+                requested = None
+            if note:
+                sink.note(note)
             if store is not None and requested and requested != store.manifest.model and not options.rebuild:
                 raise StoreModelMismatchError(str(root), store.manifest.model, requested)
             spec = requested or (store.manifest.model if store else DEFAULT_MODEL)
@@ -206,13 +222,15 @@ def index_catalog(
             if store is not None:
                 validate_factory(factory, store.manifest.dim)
             if encoder is None:
-                encoder = registry.load(spec, LoadOptions(device=options.device))
+                encoder = registry.load(spec, load_options)
             validate_factory(factory, encoder.dim)
             if store is None:
                 store = CatalogStore.create(root, encoder.spec, encoder.dim, factory)
             elif options.rebuild:
                 store.reset_model(encoder.spec, encoder.dim)
-            return _Run(catalog, store, encoder, options, sink, factory).execute()
+            report = _Run(catalog, store, encoder, options, sink, factory).execute()
+            report.model_note = note
+            return report
         finally:
             if store is not None:
                 store.close()

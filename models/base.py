@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-SpecKind = Literal["pretrained", "hf-hub", "checkpoint-file", "checkpoint-dir", "config", "random"]
+SpecKind = Literal["builtin", "pretrained", "hf-hub", "checkpoint-file", "checkpoint-dir", "config", "random"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,9 @@ class ModelSpec:
     """A parsed model spec string.
 
     Attributes:
-        kind: how the weights are found (see :func:`models.registry.parse_spec` for the grammar).
-        backend: the registry backend that loads it (``"open_clip"`` for now).
+        kind: how the weights are found (see :func:`models.registry.parse_spec` for the grammar);
+            ``builtin`` is a model that ships with catalens (``catalens-mini``), named by ``arch`` alone.
+        backend: the registry backend that loads it (``"open_clip"`` or ``"mini"``).
         arch: the architecture name, when the spec names one.
         tag: the open_clip pretrained tag (``kind == "pretrained"``) or ``"random"``.
         path: an absolute local path for checkpoints and configs, or the hub id for ``hf-hub``.
@@ -38,6 +39,8 @@ class ModelSpec:
     @property
     def canonical(self) -> str:
         """The one string that names this model in the CLI, over HTTP and in a store's manifest."""
+        if self.kind == "builtin":
+            return str(self.arch)
         if self.kind == "hf-hub":
             return f"hf-hub:{self.path}"
         if self.kind in ("checkpoint-dir", "config"):

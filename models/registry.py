@@ -6,13 +6,16 @@ function rather than kept in a module global, so tests and applications can asse
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from models.auto import AUTO_SPEC, PREFERRED, Resolution, resolve_auto
 from models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
 from models.errors import UnknownModelError
+from models.hub import reachable
 
-DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
+#: The default spec for new stores: resolved per machine by :func:`models.auto.resolve_auto`.
+DEFAULT_MODEL = AUTO_SPEC
 
 
 class Backend(Protocol):
@@ -30,8 +33,20 @@ class Backend(Protocol):
 class ModelRegistry:
     """An ordered set of backends that turns spec strings into loaded encoders."""
 
-    def __init__(self, backends: Sequence[Backend]) -> None:
+    def __init__(self, backends: Sequence[Backend], probe: Callable[[str], bool] = reachable) -> None:
         self._backends = {b.name: b for b in backends}
+        self._probe = probe
+
+    def resolve(self, text: str, options: LoadOptions | None = None) -> tuple[ModelSpec, str | None]:
+        """Parse a spec, resolving ``auto`` first; returns the spec and, for ``auto``, the one-line reason.
+
+        Raises:
+            UnknownModelError: the (resolved) spec names nothing that exists.
+        """
+        if text.strip() != AUTO_SPEC:
+            return self.parse(text), None
+        resolution: Resolution = resolve_auto(options, self._probe)
+        return self.parse(resolution.spec), resolution.reason
 
     def parse(self, text: str) -> ModelSpec:
         """Parse a spec string.
@@ -40,7 +55,7 @@ class ModelRegistry:
             UnknownModelError: no backend recognises the spec (a ``ValueError``, listing valid choices).
         """
         if not text or not text.strip():
-            raise UnknownModelError(text, "the spec is empty", [DEFAULT_MODEL])
+            raise UnknownModelError(text, "the spec is empty", [DEFAULT_MODEL, PREFERRED])
         for backend in self._backends.values():
             spec = backend.parse(text)
             if spec is not None:
@@ -53,7 +68,7 @@ class ModelRegistry:
         Raises:
             UnknownModelError, ModelUnavailableError, ModelLoadError, DeviceUnavailableError.
         """
-        spec = text if isinstance(text, ModelSpec) else self.parse(text)
+        spec = text if isinstance(text, ModelSpec) else self.resolve(text, options)[0]
         return self._backends[spec.backend].load(spec, options or LoadOptions())
 
     def list_models(self) -> list[ModelInfo]:
@@ -66,9 +81,10 @@ def default_registry() -> ModelRegistry:
 
     Backends are imported here, not at module import, so that importing :mod:`models` stays free of torch.
     """
+    from models.mini import MiniBackend
     from models.openclip import OpenClipBackend
 
-    return ModelRegistry([OpenClipBackend()])
+    return ModelRegistry([MiniBackend(), OpenClipBackend()])
 
 
 def parse_spec(text: str) -> ModelSpec:

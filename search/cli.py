@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="index a folder or CSV/JSONL manifest into a store")
     index.add_argument("source", help="a folder of images, or a CSV/JSONL manifest")
     index.add_argument("--store", required=True, help="the store directory (created when missing)")
-    index.add_argument("--model", help="model spec (default: the store's model, or ViT-B-32:laion2b_s34b_b79k)")
+    index.add_argument(
+        "--model",
+        help="model spec (default: the store's model; for a new store `auto`: pretrained ViT-B-32 when "
+        "its weights are cached or downloadable, else the shipped catalens-mini)",
+    )
     index.add_argument("--index", dest="index_factory", help="FAISS index-factory string (default Flat: exact)")
     index.add_argument("--batch-size", type=_positive_int, help="images per forward pass")
     index.add_argument("--workers", type=_positive_int, help="decode threads")
@@ -557,7 +561,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json([{"backend": i.backend, "arch": i.arch, "tags": list(i.tags)} for i in infos])
         return EXIT_OK
-    print("Model specs: ARCH:TAG (pretrained), ARCH:random, ARCH:/path/weights, hf-hub:ORG/NAME, DIR, config.json")
+    print(
+        "Model specs: auto (default), catalens-mini (shipped, offline), ARCH:TAG (pretrained), ARCH:random, "
+        "ARCH:/path/weights, hf-hub:ORG/NAME, DIR, config.json"
+    )
     for info in infos:
         tags = ", ".join(info.tags) if info.tags else "(no pretrained tags; use ARCH:random or a checkpoint)"
         print(f"  {info.arch:<40} {tags}")

@@ -29,3 +29,7 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def note(self, message: str) -> None:
+        """Notes go to stderr even when bars are off: they explain a choice the person did not make."""
+        tqdm.write(message, file=sys.stderr)
