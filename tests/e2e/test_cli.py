@@ -109,7 +109,9 @@ def test_unavailable_weights_give_one_paragraph_and_no_traceback(
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    code, _, err = run_cli(capsys, "index", str(make_catalog(1)), "--store", str(tmp_path / "s"), "--quiet")
+    code, _, err = run_cli(
+        capsys, "index", str(make_catalog(1)), "--store", str(tmp_path / "s"), "--model", "ViT-B-32:laion2b_s34b_b79k"
+    )
     assert code == EXIT_MODEL
     assert "ViT-B-32:laion2b_s34b_b79k" in err and "HF_HOME" in err and "Traceback" not in err
     assert err.strip().count("\n") == 0
@@ -118,6 +120,7 @@ def test_unavailable_weights_give_one_paragraph_and_no_traceback(
 def test_models_listing(capsys: Any) -> None:
     code, out, _ = run_cli(capsys, "models", "--json")
     models = {m["arch"]: m for m in json.loads(out)}
+    assert models["catalens-mini"]["backend"] == "mini"
     assert code == EXIT_OK and "laion2b_s34b_b79k" in models["ViT-B-32"]["tags"]
     code, out, _ = run_cli(capsys, "models")
     assert "ViT-B-32" in out and "hf-hub:ORG/NAME" in out
