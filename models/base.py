@@ -131,3 +131,15 @@ class ImageTextEncoder(Protocol):
     def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Embed texts; returns float32 ``(n, dim)``, L2-normalised."""
         ...
+
+
+def encode_images_in_batches(
+    encoder: ImageTextEncoder, images: Sequence[Image.Image], batch_size: int | None
+) -> np.ndarray:
+    """The shared body of ``encode_images``: preprocess and embed ``images`` in batches of the encoder's size."""
+    size = batch_size or encoder.default_batch_size
+    chunks = [
+        encoder.encode_pixels(np.stack([encoder.preprocess(im) for im in images[i : i + size]]))
+        for i in range(0, len(images), size)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), dtype=np.float32)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from models.base import LoadOptions, ModelInfo, ModelSpec
+from models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
 from models.device import Placement, plan_placement
 from models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
 from models.hub import WeightSource, hf_repo_source, hub_offline, offline_requested, pretrained_source, reachable
@@ -338,12 +338,7 @@ class OpenClipEncoder:
         return _normalise(features)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
-        size = batch_size or self.default_batch_size
-        chunks = [
-            self.encode_pixels(np.stack([self.preprocess(im) for im in images[i : i + size]]))
-            for i in range(0, len(images), size)
-        ]
-        return np.concatenate(chunks) if chunks else np.zeros((0, self._dim), dtype=np.float32)
+        return encode_images_in_batches(self, images, batch_size)
 
     def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         size = batch_size or max(self.default_batch_size, 64)

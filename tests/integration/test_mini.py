@@ -87,19 +87,16 @@ def test_broken_checkpoints_give_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="cannot read"):
         load_model(str(directory))
 
-    other = _tiny_checkpoint(tmp_path / "other")
-    config = json.loads((other / CONFIG_NAME).read_text())
-    config["schema_version"] = 99
-    (other / CONFIG_NAME).write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="schema_version"):
-        load_model(str(other))
-
-    shapes = _tiny_checkpoint(tmp_path / "shapes")
-    config = json.loads((shapes / CONFIG_NAME).read_text())
-    config["embed_dim"] = 8
-    (shapes / CONFIG_NAME).write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="shape"):
-        load_model(str(shapes))
+    for name, key, value, message in (
+        ("schema", "schema_version", 99, "schema_version"),
+        ("dim", "embed_dim", 8, "shape"),
+    ):
+        edited = _tiny_checkpoint(tmp_path / name)
+        config = json.loads((edited / CONFIG_NAME).read_text())
+        config[key] = value
+        (edited / CONFIG_NAME).write_text(json.dumps(config))
+        with pytest.raises(ModelLoadError, match=message):
+            load_model(str(edited))
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnknownModelError):
