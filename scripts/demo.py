@@ -42,9 +42,9 @@ def main() -> int:
     print("\nA second run only looks at what changed:", flush=True)
     run("index", str(manifest), "--store", store, "--quiet")
     run("search", "--store", store, "red apple", "-k", "3")
-    run("search", "--store", store, "footwear for running", "-k", "3")
+    run("search", "--store", store, "a bag for school", "-k", "3")
     run("search", "--store", store, str(CATALOG / "images" / "guitar.jpg"), "-k", "3")
-    run("search", "--store", store, "a bag", "--filter", "category=accessories", "--filter", "price=0..100", "-k", "3")
+    run("search", "--store", store, "a bag", "--filter", "category=accessories", "--filter", "price=0..150", "-k", "3")
     run("similar", "--store", store, "teddy-bear", "-k", "3")
     labels = "clothing,shoes,accessories,food,drinks,kitchen,household,sports,electronics,toys,music,tools,stationery"
     run("classify", "--store", store, "--labels", labels, "--ids", "red-apple", "running-shoe", "guitar", "laptop")
