@@ -41,11 +41,6 @@ from search.evaluation import EvalReport, evaluate, load_eval_set  # noqa: E402
 PARAPHRASES = Path(__file__).resolve().parent / "data" / "mini_paraphrases.tsv"
 
 
-def clean_label(label: str) -> str:
-    """The query a person would type for a CLDR name (``flag: Japan`` → ``flag of Japan``)."""
-    return label.replace("flag: ", "flag of ").replace(": ", " ").replace(":", "")
-
-
 def write_held_out(cache: Path, out: Path) -> tuple[Path, dict[str, Path]]:
     """Write the OpenMoji catalog and the three labelled sets; returns (manifest, {set name: path})."""
     emoji = mini_data.load_emoji(cache)
@@ -66,7 +61,7 @@ def write_held_out(cache: Path, out: Path) -> tuple[Path, dict[str, Path]]:
             by_label[e.label] = hexcode
             writer.writerow([hexcode, f"images/{hexcode}.png", "", mini_data.GROUP_NAMES[e.group]])
     sets = {
-        "names": [{"query": clean_label(label), "relevant": [h]} for label, h in by_label.items()],
+        "names": [{"query": mini_data.clean_label(label), "relevant": [h]} for label, h in by_label.items()],
         "paraphrases": _paraphrases(by_label),
         "groups": [{"id": h, "label": mini_data.GROUP_NAMES[emoji[h].group]} for h in by_label.values()],
     }

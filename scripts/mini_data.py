@@ -88,6 +88,11 @@ class Emoji:
     shortcodes: tuple[str, ...] = field(default=())
 
 
+def clean_label(label: str) -> str:
+    """A CLDR label as people would type it: ``flag: Germany`` → ``flag of Germany``."""
+    return label.replace("flag: ", "flag of ").replace(": ", " ").replace(":", "")
+
+
 def slug(text: str) -> str:
     """Iconify-style slug: lower case words joined by hyphens."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
@@ -178,8 +183,8 @@ def iconify_icons(root: Path, emoji: dict[str, Emoji]) -> Iterator[tuple[str, st
             continue
         hexcode = hexcode.removesuffix("-FE0F")
         if hexcode not in emoji:
-            hexcode = next((h for h in (hexcode + "-FE0F",) if h in emoji), "")
-        if not hexcode or hexcode in seen:
+            hexcode += "-FE0F"
+        if hexcode not in emoji or hexcode in seen:
             continue
         seen.add(hexcode)
         yield hexcode, _svg(icon, width, height)

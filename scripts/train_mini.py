@@ -57,11 +57,6 @@ LABEL_TEMPLATES = (
 GROUP_TEMPLATES = ("an emoji of {}", "{}", "an icon from the {} group", "a photo of a {}.")
 
 
-def clean_label(label: str) -> str:
-    """CLDR labels as people would type them: ``flag: Germany`` → ``flag of Germany``."""
-    return label.replace("flag: ", "flag of ").replace(": ", " ").replace(":", "")
-
-
 class TextBank:
     """Every training text, deduplicated, with per-emoji lists by kind."""
 
@@ -72,7 +67,7 @@ class TextBank:
         self.by_kind: list[dict[str, list[int]]] = []
         for hexcode in classes:
             e = emoji[hexcode]
-            label = clean_label(e.label)
+            label = mini_data.clean_label(e.label)
             group = mini_data.GROUP_NAMES[e.group]
             kinds = {
                 "label": [self._add(t.format(label)) for t in LABEL_TEMPLATES],
@@ -258,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     mean = torch.tensor(config.image.mean).view(1, 3, 1, 1)
     std = torch.tensor(config.image.std).view(1, 3, 1, 1)
     label_ids = torch.tensor(bank.labels)
-    names = torch.zeros(0)
+    # A frozen text tower's name bank never changes; a trained one is refreshed every --bank-every steps.
+    names = text_table[label_ids] if text_table is not None else torch.zeros(0)
 
     model.train()
     last_print = time.time()
@@ -266,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         factor = min(1.0, (step + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * factor
-        if frozen_text:
-            assert text_table is not None
-            names = text_table[label_ids]
-        elif step % args.bank_every == 0:
+        if not frozen_text and step % args.bank_every == 0:
             model.text.eval()
             names = model.text.encode([bank.texts[i] for i in bank.labels]).to(device)
             model.text.train()
