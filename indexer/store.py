@@ -3,7 +3,8 @@
 Layout of a store directory::
 
     manifest.json        schema version, model spec, dimension, index factory and current generation
-    catalog.sqlite3      items (metadata, status, errors) and their vectors, in WAL mode
+    catalog.sqlite3      items (metadata, status, errors), their vectors, captions and OCR text, and the
+                         FTS5 full-text index over all their words, in WAL mode
     index/gen-NNNNNN.faiss  the FAISS index of one generation, derived from SQLite and rebuildable from it
     writer.lock          held by the one process allowed to write
 
@@ -22,16 +23,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError
 from indexer.fsutil import atomic_write, atomic_write_text
+from indexer.lexical import FIELD_WEIGHTS, FIELDS, MARK_CLOSE, MARK_OPEN, TOKENIZER, attribute_text
 from indexer.lock import WriterLock
 from indexer.records import ItemRecord, attributes_json
 
-SCHEMA_VERSION = 1
+#: Version 2 added captions, OCR text and the FTS5 index; version-1 stores are upgraded in place on open.
+SCHEMA_VERSION = 2
+UPGRADABLE_VERSIONS = (1,)
 MANIFEST_NAME = "manifest.json"
 DB_NAME = "catalog.sqlite3"
 INDEX_DIR = "index"
@@ -82,6 +86,26 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (item_key, model)
 ) WITHOUT ROWID;
 """
+
+# Schema version 2: what the indexer learnt from the pixels, and the full-text index over every word.
+# Separate statements (not a script), so an upgrade can run them inside its own transaction.
+_SCHEMA_V2 = (
+    """
+CREATE TABLE IF NOT EXISTS enrichments (
+    item_key     INTEGER NOT NULL REFERENCES items (key) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('caption', 'ocr')),
+    spec         TEXT NOT NULL,
+    content_hash TEXT,
+    text         TEXT NOT NULL DEFAULT '',
+    data         TEXT NOT NULL DEFAULT '{}',
+    error        TEXT,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (item_key, kind)
+) WITHOUT ROWID
+""",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5({', '.join(FIELDS)}, tokenize = '{TOKENIZER}')",
+)
+_BM25 = f"bm25(items_fts, {', '.join(str(FIELD_WEIGHTS[f]) for f in FIELDS)})"
 
 _UPSERT = """
 INSERT INTO items (id, origin, source, product_id, title, description, category, price, attributes,
@@ -207,6 +231,56 @@ class ItemFilter:
         return not (self.categories or self.attributes) and self.price_min is None and self.price_max is None
 
 
+EnrichmentKind = Literal["caption", "ocr"]
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """What a captioner or OCR engine produced for one item's image.
+
+    Attributes:
+        kind: ``caption`` or ``ocr``.
+        spec: the captioner or OCR engine that produced it; another spec means the item is done again.
+        content_hash: the image it was produced from; an item whose image changed is done again.
+        text: the caption, or the text read in the image (indexed for lexical search).
+        data: kind-specific detail: ``{"tags": {...}, "scores": {...}}`` for captions, ``{"words": [...]}``
+            (text, box, confidence) for OCR.
+        error: why this item could not be done (the text is then empty); it is retried when the image or
+            the spec changes.
+    """
+
+    kind: EnrichmentKind
+    spec: str
+    content_hash: str | None
+    text: str
+    data: dict[str, Any]
+    error: str | None = None
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class EnrichmentTask:
+    """An indexed item that still needs a caption or OCR pass, with what it takes to read its image."""
+
+    key: int
+    id: str
+    source: str
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
+class LexicalMatch:
+    """One full-text match: the item key, its BM25 score (higher is better) and per-field snippets.
+
+    ``snippets`` maps each matched field to a short excerpt whose matched words are wrapped in
+    :data:`indexer.lexical.MARK_OPEN` / ``MARK_CLOSE``; it is empty unless snippets were asked for.
+    """
+
+    key: int
+    score: float
+    snippets: dict[str, str]
+
+
 @dataclass(frozen=True)
 class EmbeddedItem:
     """An item whose image was decoded and embedded, ready to be written."""
@@ -274,12 +348,16 @@ class CatalogStore:
             manifest = StoreManifest.from_json(manifest_path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError) as e:
             raise StoreCorruptError(str(path), f"{MANIFEST_NAME} is unreadable ({e})") from e
-        if manifest.schema_version != SCHEMA_VERSION:
+        if manifest.schema_version != SCHEMA_VERSION and manifest.schema_version not in UPGRADABLE_VERSIONS:
             raise StoreVersionError(str(path), manifest.schema_version, SCHEMA_VERSION)
         try:
-            return cls(root, manifest)
+            store = cls(root, manifest)
         except sqlite3.DatabaseError as e:
             raise StoreCorruptError(str(path), f"{DB_NAME} is unreadable ({e})") from e
+        if manifest.schema_version != SCHEMA_VERSION:
+            # The database was upgraded when it was connected; the manifest follows once that committed.
+            store._write_manifest(replace(manifest, schema_version=SCHEMA_VERSION))
+        return store
 
     def _connect(self, db_path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
@@ -293,7 +371,11 @@ class CatalogStore:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
             db.executescript(_SCHEMA)
+            for statement in _SCHEMA_V2:
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version in UPGRADABLE_VERSIONS:
+            _upgrade(db, version)
         elif version != SCHEMA_VERSION:
             db.close()
             raise StoreVersionError(str(self.path), version, SCHEMA_VERSION)
@@ -361,23 +443,33 @@ class CatalogStore:
         model = self._manifest.model
         with self._guard, self._transaction():
             seq = self._next_seq()
+            changed: list[int] = []
             for item in embedded:
                 key = self._upsert(item.record, now, seq, "indexed", None, item.content_hash, item.width, item.height)
                 blob = np.ascontiguousarray(item.vector, dtype="<f4").tobytes()
                 self._db.execute(
                     "INSERT OR REPLACE INTO vectors (item_key, model, vector) VALUES (?, ?, ?)", (key, model, blob)
                 )
+                # A caption or OCR text of a previous image describes pixels that are gone.
+                self._db.execute(
+                    "DELETE FROM enrichments WHERE item_key = ? AND content_hash IS NOT ?", (key, item.content_hash)
+                )
+                changed.append(key)
             for failure, record in failed:
                 record = record or ItemRecord(id=failure.id, source=failure.source, origin="")
                 key = self._upsert(record, now, seq, "failed", failure.reason, None, None, None)
                 if self._db.execute("DELETE FROM vectors WHERE item_key = ?", (key,)).rowcount:
                     self._record_removal(key, seq)
+                changed.append(key)
             for record in touched:
-                self._db.execute(
+                row = self._db.execute(
                     """UPDATE items SET source = ?, product_id = ?, title = ?, description = ?, category = ?,
-                       price = ?, attributes = ?, stat = ?, updated_at = ? WHERE id = ?""",
+                       price = ?, attributes = ?, stat = ?, updated_at = ? WHERE id = ? RETURNING key""",
                     (*record.metadata(), record.stat, now, record.id),
-                )
+                ).fetchone()
+                if row is not None:
+                    changed.append(int(row[0]))
+            self._sync_text(changed)
 
     def _upsert(
         self,
@@ -426,8 +518,161 @@ class CatalogStore:
                 keys = self._db.execute(f"DELETE FROM items WHERE id IN ({marks}) RETURNING key", chunk).fetchall()
                 for (key,) in keys:
                     self._record_removal(key, seq)
+                self._sync_text([key for (key,) in keys])
                 deleted += len(keys)
         return deleted
+
+    def _sync_text(self, keys: Iterable[int]) -> None:
+        """Make the FTS rows of ``keys`` match their items and enrichments (inside the caller's transaction).
+
+        Only indexed items are in the full-text index, exactly as only they are in the vector index.
+        """
+        keys = list(dict.fromkeys(int(k) for k in keys))
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._db.execute(f"DELETE FROM items_fts WHERE rowid IN ({marks})", chunk)
+            rows = self._db.execute(
+                f"""SELECT i.key, i.title, i.description, c.text, o.text, i.attributes FROM items i
+                    LEFT JOIN enrichments c ON c.item_key = i.key AND c.kind = 'caption'
+                    LEFT JOIN enrichments o ON o.item_key = i.key AND o.kind = 'ocr'
+                    WHERE i.key IN ({marks}) AND i.status = 'indexed'""",
+                chunk,
+            ).fetchall()
+            self._db.executemany(
+                f"INSERT INTO items_fts (rowid, {', '.join(FIELDS)}) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", attribute_text(json.loads(r[5] or "{}")))
+                    for r in rows
+                ],
+            )
+
+    # -- captions and OCR text -----------------------------------------------------------------------------
+
+    def enrichment_tasks(self, kind: EnrichmentKind, spec: str, *, redo: bool = False) -> list[EnrichmentTask]:
+        """Indexed items that ``spec`` has not yet done for their current image, in key order.
+
+        Args:
+            kind: ``caption`` or ``ocr``.
+            spec: the captioner or OCR engine about to run; items done by another spec are due again.
+            redo: every indexed item, done or not.
+        """
+        sql = """SELECT i.key, i.id, i.source, i.content_hash FROM items i
+                 LEFT JOIN enrichments e ON e.item_key = i.key AND e.kind = ?
+                 WHERE i.status = 'indexed'"""
+        if not redo:
+            sql += " AND (e.item_key IS NULL OR e.spec != ? OR e.content_hash IS NOT i.content_hash)"
+        with self._guard:
+            rows = self._db.execute(sql + " ORDER BY i.key", (kind, spec) if not redo else (kind,)).fetchall()
+        return [EnrichmentTask(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def write_enrichments(self, results: Iterable[tuple[int, Enrichment]]) -> int:
+        """Store captions or OCR results and refresh those items' full-text rows, in one transaction.
+
+        A result for an item that was deleted, or whose image changed, while it was being processed is
+        dropped (it describes pixels the store no longer has). Returns how many were stored.
+        """
+        now = _now()
+        written: list[int] = []
+        with self._guard, self._transaction():
+            for key, result in results:
+                cursor = self._db.execute(
+                    """INSERT OR REPLACE INTO enrichments (item_key, kind, spec, content_hash, text, data, error,
+                                                           updated_at)
+                       SELECT key, ?, ?, content_hash, ?, ?, ?, ? FROM items
+                       WHERE key = ? AND content_hash IS ? AND status = 'indexed'""",
+                    (
+                        result.kind,
+                        result.spec,
+                        result.text,
+                        json.dumps(result.data, ensure_ascii=False, separators=(",", ":")),
+                        result.error,
+                        now,
+                        key,
+                        result.content_hash,
+                    ),
+                )
+                if cursor.rowcount:
+                    written.append(key)
+            self._sync_text(written)
+        return len(written)
+
+    def enrichments_for(self, keys: Iterable[int]) -> dict[int, dict[str, Enrichment]]:
+        """Captions and OCR results by item key, then by kind; items without any are absent."""
+        keys = [int(k) for k in keys]
+        found: dict[int, dict[str, Enrichment]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._guard:
+                rows = self._db.execute(
+                    f"""SELECT item_key, kind, spec, content_hash, text, data, error, updated_at FROM enrichments
+                        WHERE item_key IN ({marks})""",
+                    chunk,
+                ).fetchall()
+            for row in rows:
+                found.setdefault(int(row[0]), {})[row[1]] = Enrichment(
+                    kind=row[1],
+                    spec=row[2],
+                    content_hash=row[3],
+                    text=row[4],
+                    data=json.loads(row[5] or "{}"),
+                    error=row[6],
+                    updated_at=row[7],
+                )
+        return found
+
+    def enrichment_counts(self) -> dict[str, dict[str, int]]:
+        """Per kind and spec, how many indexed items are done and how many failed: ``{kind: {spec: n}}``.
+
+        Failures are counted under ``"<spec> (failed)"``.
+        """
+        with self._guard:
+            rows = self._db.execute(
+                """SELECT e.kind, e.spec, e.error IS NOT NULL, COUNT(*) FROM enrichments e
+                   JOIN items i ON i.key = e.item_key AND i.status = 'indexed' GROUP BY 1, 2, 3"""
+            ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for kind, spec, failed, n in rows:
+            counts.setdefault(kind, {})[f"{spec} (failed)" if failed else spec] = int(n)
+        return counts
+
+    # -- full-text search ------------------------------------------------------------------------------------
+
+    def lexical_search(self, match: str, where: ItemFilter, limit: int) -> list[LexicalMatch]:
+        """The best ``limit`` full-text matches of an FTS5 MATCH expression among items passing ``where``.
+
+        Args:
+            match: an expression from :func:`indexer.lexical.match_expression`.
+            where: the same metadata filter vector search takes.
+            limit: how many matches to return, best first.
+        """
+        clauses, params = _filter_clauses(where, "i.")
+        sql = f"""SELECT items_fts.rowid, {_BM25} AS rank FROM items_fts JOIN items i ON i.key = items_fts.rowid
+                  WHERE items_fts MATCH ? AND {" AND ".join(clauses)} ORDER BY rank, items_fts.rowid LIMIT ?"""
+        with self._guard:
+            rows = self._db.execute(sql, (match, *params, int(limit))).fetchall()
+        # SQLite's bm25() is negative with the best match lowest; callers get the usual "higher is better".
+        return [LexicalMatch(int(r[0]), -float(r[1]), {}) for r in rows]
+
+    def lexical_snippets(self, match: str, keys: Iterable[int], tokens: int = 12) -> dict[int, dict[str, str]]:
+        """For each key, the fields ``match`` hits with a short marked-up excerpt of each (see LexicalMatch)."""
+        keys = [int(k) for k in keys]
+        if not keys:
+            return {}
+        columns = ", ".join(
+            f"snippet(items_fts, {i}, '{MARK_OPEN}', '{MARK_CLOSE}', '…', {int(tokens)})" for i in range(len(FIELDS))
+        )
+        marks = ",".join("?" * len(keys))
+        with self._guard:
+            rows = self._db.execute(
+                f"SELECT rowid, {columns} FROM items_fts WHERE items_fts MATCH ? AND rowid IN ({marks})",
+                (match, *keys),
+            ).fetchall()
+        return {
+            int(row[0]): {field: row[i + 1] for i, field in enumerate(FIELDS) if MARK_OPEN in (row[i + 1] or "")}
+            for row in rows
+        }
 
     def _next_seq(self) -> int:
         """Advance the change sequence; called once per write transaction."""
@@ -515,20 +760,7 @@ class CatalogStore:
 
     def matching_keys(self, where: ItemFilter) -> np.ndarray:
         """Keys of the indexed items that satisfy ``where``, sorted (int64)."""
-        clauses = ["status = 'indexed'"]
-        params: list[Any] = []
-        if where.categories:
-            clauses.append(f"category IN ({','.join('?' * len(where.categories))})")
-            params.extend(where.categories)
-        if where.price_min is not None:
-            clauses.append("price >= ?")
-            params.append(where.price_min)
-        if where.price_max is not None:
-            clauses.append("price <= ?")
-            params.append(where.price_max)
-        for name, value in where.attributes:
-            clauses.append("CAST(json_extract(attributes, ?) AS TEXT) = ?")
-            params.extend([f'$."{name}"', value])
+        clauses, params = _filter_clauses(where)
         sql = f"SELECT key FROM items WHERE {' AND '.join(clauses)} ORDER BY key"
         with self._guard:
             rows = self._db.execute(sql, params).fetchall()
@@ -661,6 +893,48 @@ class CatalogStore:
                 continue
             if generation <= newest - KEEP_GENERATIONS:
                 path.unlink(missing_ok=True)
+
+
+def _filter_clauses(where: ItemFilter, prefix: str = "") -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) on ``items`` columns for an indexed item passing ``where``."""
+    clauses = [f"{prefix}status = 'indexed'"]
+    params: list[Any] = []
+    if where.categories:
+        clauses.append(f"{prefix}category IN ({','.join('?' * len(where.categories))})")
+        params.extend(where.categories)
+    if where.price_min is not None:
+        clauses.append(f"{prefix}price >= ?")
+        params.append(where.price_min)
+    if where.price_max is not None:
+        clauses.append(f"{prefix}price <= ?")
+        params.append(where.price_max)
+    for name, value in where.attributes:
+        clauses.append(f"CAST(json_extract({prefix}attributes, ?) AS TEXT) = ?")
+        params.extend([f'$."{name}"', value])
+    return clauses, params
+
+
+def _upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Upgrade a database step by step to :data:`SCHEMA_VERSION`, each step in one transaction.
+
+    Another process may be upgrading the same store: the version is re-read under the write lock.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1:
+            for statement in _SCHEMA_V2:
+                db.execute(statement)
+            rows = db.execute("SELECT key, title, description, attributes FROM items WHERE status = 'indexed'")
+            db.executemany(
+                f"INSERT INTO items_fts (rowid, {', '.join(FIELDS)}) VALUES (?, ?, ?, '', '', ?)",
+                [(r[0], r[1] or "", r[2] or "", attribute_text(json.loads(r[3] or "{}"))) for r in rows.fetchall()],
+            )
+            db.execute("PRAGMA user_version = 2")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class _Transaction:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
-        app.state.engine = engine or await run_in_threadpool(SearchEngine.open, settings.store, device=settings.device)
+        app.state.engine = engine or await run_in_threadpool(
+            partial(SearchEngine.open, settings.store, device=settings.device, fusion=settings.fusion())
+        )
         fetch = FetchOptions(max_bytes=settings.max_upload_bytes, timeout_s=settings.fetch_timeout_s)
         app.state.writer = CatalogWriter(app.state.engine, fetch)
         refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s))

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--store", required=True)
     search.add_argument("--image", action="append", default=[], help="add an image file to the query")
     _add_result_options(search)
+    _add_ranking_options(search)
     search.set_defaults(handler=_cmd_search)
 
     similar = commands.add_parser("similar", help="items most like a stored item")
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--labels", help="label list for classification rows (default: the set's labels)")
     evaluate.add_argument("--template", action="append", dest="templates", help='prompt with "{}" (repeatable)')
     evaluate.add_argument("--depth", type=_positive_int, default=100, help="results ranked per query")
+    _add_ranking_options(evaluate, several_modes=True)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_cmd_eval)
@@ -173,8 +175,23 @@ def _add_result_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-score", type=float, help="hide results less similar than this (cosine)")
     parser.add_argument("--collapse", action="store_true", help="one result per product_id")
+    parser.add_argument("--explain", action="store_true", help="show why each result was returned")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true")
+
+
+def _add_ranking_options(parser: argparse.ArgumentParser, several_modes: bool = False) -> None:
+    """Ranking-mode options of commands that rank by words (search, eval)."""
+    parser.add_argument(
+        "--mode",
+        default="hybrid",
+        help="vector (embeddings), lexical (BM25 over titles, descriptions, attributes, captions, OCR text) or "
+        "hybrid (both, fused by reciprocal rank; default)"
+        + ("; a comma-separated list compares modes" if several_modes else ""),
+    )
+    parser.add_argument("--vector-weight", type=float, help="hybrid: weight of the vector list (default 1)")
+    parser.add_argument("--lexical-weight", type=float, help="hybrid: weight of the lexical list (default 1)")
+    parser.add_argument("--rrf-k", type=float, help="hybrid: reciprocal-rank constant (default 60)")
 
 
 def parse_filters(specs: Sequence[str]) -> Any:
@@ -208,6 +225,31 @@ def parse_filters(specs: Sequence[str]) -> Any:
     return ItemFilter(tuple(categories), bounds["price_min"], bounds["price_max"], tuple(attributes))
 
 
+def _modes(text: str, several: bool = False) -> list[Any]:
+    """Parse ``--mode`` (a comma-separated list where ``several`` is allowed)."""
+    from search.engine import SEARCH_MODES
+    from search.errors import QueryError
+
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in SEARCH_MODES]
+    if unknown or not modes or (len(modes) > 1 and not several):
+        wanted = "a comma-separated list of" if several else "one of"
+        raise QueryError(f"--mode takes {wanted} {', '.join(SEARCH_MODES)}; got {text!r}")
+    return modes
+
+
+def _fusion(args: argparse.Namespace) -> Any:
+    """The hybrid fusion settings from ``--vector-weight``, ``--lexical-weight`` and ``--rrf-k``."""
+    from search.engine import Fusion
+
+    given = {
+        "vector_weight": getattr(args, "vector_weight", None),
+        "lexical_weight": getattr(args, "lexical_weight", None),
+        "rank_constant": getattr(args, "rrf_k", None),
+    }
+    return Fusion(**{name: value for name, value in given.items() if value is not None})
+
+
 def _options(args: argparse.Namespace) -> Any:
     from search.engine import SearchOptions
     from search.errors import QueryError
@@ -220,6 +262,8 @@ def _options(args: argparse.Namespace) -> Any:
         min_score=args.min_score,
         where=parse_filters(args.filter),
         collapse_by_product=args.collapse,
+        explain=args.explain,
+        **({"mode": _modes(args.mode)[0], "fusion": _fusion(args)} if hasattr(args, "mode") else {}),
     )
 
 
@@ -275,15 +319,19 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 
 
 def _print_hits(result: Any, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from indexer.lexical import highlight_html, highlight_plain
+
     if as_json:
-        _emit_json(
-            {
-                "generation": result.generation,
-                "k": result.k,
-                "offset": result.offset,
-                "hits": [vars(hit) for hit in result.hits],
-            }
-        )
+        hits = []
+        for hit in result.hits:
+            row = asdict(hit)
+            if row["explanation"] is not None:
+                fields = row["explanation"]["matched_fields"]
+                row["explanation"]["matched_fields"] = {name: highlight_html(text) for name, text in fields.items()}
+            hits.append(row)
+        _emit_json({"generation": result.generation, "k": result.k, "offset": result.offset, "hits": hits})
         return
     if not result.hits:
         print("No results.")
@@ -295,6 +343,13 @@ def _print_hits(result: Any, as_json: bool) -> None:
             f"{rank:>3}  {hit.score:6.3f}  {_cut(hit.id, 32):<32} {_cut(hit.title or '', 32):<32} "
             f"{_cut(hit.category or '', 14):<14} {price:>9}"
         )
+        why = hit.explanation
+        if why is not None:
+            vector = f"vector #{why.vector_rank} ({why.vector_score:.3f})" if why.vector_rank else "vector -"
+            lexical = f"lexical #{why.lexical_rank} ({why.lexical_score:.2f})" if why.lexical_rank else "lexical -"
+            print(f"{'':13}{' · '.join([vector, lexical] if why.mode != 'lexical' else [lexical])}")
+            for name, text in why.matched_fields.items():
+                print(f"{'':13}{name}: {_cut(' '.join(highlight_plain(text).split()), 90)}")
 
 
 def _cut(text: str, width: int) -> str:
@@ -332,15 +387,22 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from search.engine import SearchEngine
+    from search.errors import QueryError
     from search.evaluation import evaluate, load_eval_set
 
     cases = load_eval_set(args.set)
     labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
+    modes = _modes(args.mode, several=True)
+    if len(modes) > 1 and args.compare:
+        raise QueryError("compare either stores (--compare) or modes (--mode a,b), not both at once")
     reports = []
     for store in [args.store, *([args.compare] if args.compare else [])]:
-        engine = SearchEngine.open(store, device=args.device)
+        engine = SearchEngine.open(store, device=args.device, fusion=_fusion(args))
         try:
-            reports.append(evaluate(engine, cases, labels=labels, templates=args.templates, depth=args.depth))
+            for mode in modes:
+                reports.append(
+                    evaluate(engine, cases, labels=labels, templates=args.templates, depth=args.depth, mode=mode)
+                )
         finally:
             engine.close()
     if args.json:
@@ -352,8 +414,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _print_eval(reports: list[Any]) -> None:
-    names = [f"{_cut(r.model, 28)}" for r in reports]
-    header = f"{'metric':<22}" + "".join(f"{name:>30}" for name in names) + ("  change" if len(reports) == 2 else "")
+    names = [f"{_cut(r.model, 28 - len(r.mode) - 3)} [{r.mode}]" for r in reports]
+    header = f"{'metric':<22}" + "".join(f"{name:>30}" for name in names)
+    header += "  change" if len(reports) == 2 else ""
     first = reports[0]
     print(f"Set: {first.queries} retrieval queries, {first.classified} classified items")
     print(header)
@@ -365,8 +428,10 @@ def _print_eval(reports: list[Any]) -> None:
         if len(values) == 2 and None not in values:
             change = f"  {values[1] - values[0]:+.3f}"
         print(f"{name:<22}{cells}{change}")
+    shown: set[str] = set()
     for report in reports:
-        if report.per_label:
+        if report.per_label and report.store not in shown:  # zero-shot results do not depend on the mode
+            shown.add(report.store)
             print(f"\nPer label ({report.model}):")
             print(f"  {'label':<24} {'precision':>9} {'recall':>9} {'support':>8}")
             for label, stats in report.per_label.items():

@@ -5,6 +5,11 @@ made after it was built (the *delta*: items embedded since, searched exactly, an
 index). Queries take a reference to the snapshot once and use only it, so :meth:`SearchEngine.refresh`
 can swap in a new generation at any moment without failing or mixing an in-flight query.
 
+Queries run in one of three modes: ``vector`` (cosine similarity of embeddings), ``lexical`` (BM25 over the
+store's FTS5 index of titles, descriptions, attributes, captions and OCR text) or ``hybrid`` (the default:
+both lists fused by reciprocal rank, so a brand name printed on a box and a visual description both count).
+Image-only and item-only queries have no words, so hybrid answers them from vectors alone.
+
 Filtered queries always return ``k`` hits when ``k`` items match: small match sets are scored exactly from
 the store's vectors; larger ones are searched in FAISS with an id selector; exclusions and collapsing by
 product over-fetch until enough distinct hits are found or the catalog is exhausted.
@@ -17,13 +22,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 from PIL import Image
 
 from indexer.faiss_index import read_index
+from indexer.lexical import match_expression
 from indexer.store import CatalogStore, ItemFilter, StoredItem, StoreManifest
 from models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
@@ -37,6 +43,53 @@ DEFAULT_TEMPLATES = (
 EXACT_FILTER_LIMIT = 20_000
 MAX_WIDENING = 4
 MAX_LABELS = 1000
+
+SearchMode = Literal["vector", "lexical", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("vector", "lexical", "hybrid")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Reciprocal-rank fusion of the vector and the lexical result lists (hybrid mode).
+
+    An item's fused score is ``vector_weight / (rank_constant + vector_rank) + lexical_weight /
+    (rank_constant + lexical_rank)``, a list it is missing from adding nothing. Ranks are 1-based; each list
+    contributes its best ``depth`` items (at least as many as the page needs). The defaults were chosen with
+    ``catalens eval --mode`` on the demo catalog and a text-bearing catalog (see the README).
+    """
+
+    vector_weight: float = 1.0
+    lexical_weight: float = 1.0
+    rank_constant: float = 60.0
+    depth: int = 100
+
+    def __post_init__(self) -> None:
+        if self.vector_weight < 0 or self.lexical_weight < 0 or self.vector_weight + self.lexical_weight <= 0:
+            raise QueryError("fusion weights must be non-negative and not both zero")
+        if self.rank_constant < 0 or self.depth < 1:
+            raise QueryError("the rank constant must be non-negative and the depth at least 1")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an item was returned: where it ranked in each list and which of its fields matched the words.
+
+    Attributes:
+        mode: the mode the query ran in.
+        vector_rank, vector_score: 1-based rank and cosine similarity in the vector list (``None``: absent).
+        lexical_rank, lexical_score: 1-based rank and BM25 score in the lexical list (``None``: absent).
+        fused_score: the reciprocal-rank fusion score (hybrid mode only).
+        matched_fields: field name -> excerpt with the matched words between
+            :data:`indexer.lexical.MARK_OPEN` and ``MARK_CLOSE``.
+    """
+
+    mode: SearchMode
+    vector_rank: int | None = None
+    vector_score: float | None = None
+    lexical_rank: int | None = None
+    lexical_score: float | None = None
+    fused_score: float | None = None
+    matched_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +117,10 @@ class SearchOptions:
         where: metadata filter.
         collapse_by_product: one hit per ``product_id`` (its best image); items without one stand alone.
         exclude_ids: external ids never returned (e.g. the query item of a similar-items request).
+        mode: ``hybrid`` (default), ``vector`` or ``lexical``; see the module docstring. ``min_score`` always
+            applies to the cosine similarity of the vector list.
+        explain: attach an :class:`Explanation` to every hit.
+        fusion: the hybrid fusion settings; ``None`` uses the engine's.
     """
 
     k: int = 10
@@ -72,11 +129,18 @@ class SearchOptions:
     where: ItemFilter = field(default_factory=ItemFilter)
     collapse_by_product: bool = False
     exclude_ids: tuple[str, ...] = ()
+    mode: SearchMode = "hybrid"
+    explain: bool = False
+    fusion: Fusion | None = None
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: the item's catalog data and its cosine similarity to the query."""
+    """One result: the item's catalog data and its score.
+
+    ``score`` is the cosine similarity in vector mode, the BM25 score in lexical mode and the fused
+    reciprocal-rank score in hybrid mode; ``explanation`` is set when the query asked for it.
+    """
 
     id: str
     score: float
@@ -89,6 +153,7 @@ class Hit:
     attributes: dict[str, Any]
     width: int | None
     height: int | None
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +210,7 @@ class SearchEngine:
         *,
         exact_filter_limit: int = EXACT_FILTER_LIMIT,
         search_threads: int = 1,
+        fusion: Fusion | None = None,
     ) -> None:
         if encoder.spec != store.manifest.model:
             raise QueryError(f"the store holds {store.manifest.model!r} vectors, the model is {encoder.spec!r}")
@@ -152,6 +218,7 @@ class SearchEngine:
         self.encoder = encoder
         self._exact_limit = exact_filter_limit
         self._search_threads = search_threads
+        self.fusion = fusion or Fusion()
         self._lock = threading.Lock()
         # One forward pass at a time: each already uses every core (or the whole GPU); concurrent passes
         # from the service's thread pool would only oversubscribe the cores and raise every request's latency.
@@ -168,6 +235,7 @@ class SearchEngine:
         device: str = "auto",
         registry: ModelRegistry | None = None,
         encoder: ImageTextEncoder | None = None,
+        fusion: Fusion | None = None,
     ) -> SearchEngine:
         """Open a store and load the model its vectors were made with.
 
@@ -178,7 +246,7 @@ class SearchEngine:
         try:
             if encoder is None:
                 encoder = (registry or default_registry()).load(store.manifest.model, LoadOptions(device=device))
-            return cls(store, encoder)
+            return cls(store, encoder, fusion=fusion)
         except BaseException:
             store.close()
             raise
@@ -300,7 +368,25 @@ class SearchEngine:
         return vectors[0]
 
     def search(self, parts: Sequence[QueryPart], options: SearchOptions | None = None) -> SearchResult:
-        """Search with a (combined) query; see :class:`SearchOptions` for paging and filters."""
+        """Search with a (combined) query; see :class:`SearchOptions` for the mode, paging and filters.
+
+        The lexical side searches the words of the positively weighted text parts; a query without words
+        is answered from vectors in hybrid mode.
+
+        Raises:
+            QueryError: a bad query or options, or lexical mode without words.
+            ItemNotFoundError, ItemNotIndexedError: an ``item_id`` part names no usable item.
+        """
+        options = options or SearchOptions()
+        _check_page(options)
+        words = " ".join(p.text for p in parts if p.text and p.text.strip() and p.weight > 0)
+        match = match_expression(words) if words else None
+        if options.mode == "lexical":
+            if match is None:
+                raise QueryError("lexical search needs words to look for; use the vector or hybrid mode")
+            return self._search_lexical(match, options)
+        if options.mode == "hybrid" and match is not None:
+            return self._search_hybrid(self.embed_query(parts), match, options)
         return self.search_vector(self.embed_query(parts), options)
 
     def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
@@ -313,10 +399,9 @@ class SearchEngine:
         return self.search_vector(self.item_vector(item_id), replace(options, exclude_ids=exclude))
 
     def search_vector(self, query: np.ndarray, options: SearchOptions | None = None) -> SearchResult:
-        """Rank items by cosine similarity to a unit query vector."""
+        """Rank items by cosine similarity to a unit query vector (whatever ``options.mode`` says)."""
         options = options or SearchOptions()
-        if options.k < 1 or options.offset < 0:
-            raise QueryError("k must be at least 1 and offset at least 0")
+        _check_page(options)
         snap = self._snapshot
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
         allowed = None if options.where.is_empty else self.store.matching_keys(options.where)
@@ -338,7 +423,92 @@ class SearchEngine:
             else:
                 if allowed is not None:  # an approximate index could not reach enough matches: be exact
                     hits = self._resolve(self._exact(query, allowed), options, excluded)
-        return SearchResult(hits[options.offset : need], options.k, options.offset, snap.generation)
+        page = hits[options.offset : need]
+        if options.explain:
+            page = [
+                replace(h, explanation=Explanation("vector", vector_rank=rank, vector_score=h.score))
+                for rank, h in enumerate(page, start=options.offset + 1)
+            ]
+        return SearchResult(page, options.k, options.offset, snap.generation)
+
+    def _lexical_ranked(self, match: str, options: SearchOptions, depth: int) -> list[Hit]:
+        """The best ``depth`` full-text matches as hits scored by BM25, filters and exclusions applied."""
+        excluded = set(options.exclude_ids)
+        matches = self.store.lexical_search(match, options.where, depth + len(excluded))
+        items = self.store.get_items(m.key for m in matches)
+        hits = [_hit(items[m.key], m.score) for m in matches if m.key in items]
+        return [h for h in hits if h.id not in excluded][:depth]
+
+    def _search_lexical(self, match: str, options: SearchOptions) -> SearchResult:
+        need = options.offset + options.k
+        depth = need * (4 if options.collapse_by_product else 1)
+        hits = _collapse(self._lexical_ranked(match, options, depth), options.collapse_by_product)
+        page = hits[options.offset : need]
+        if options.explain:
+            fields_of = self._matched_fields(match, page)
+            page = [
+                replace(
+                    h,
+                    explanation=Explanation(
+                        "lexical", lexical_rank=rank, lexical_score=h.score, matched_fields=fields_of.get(h.id, {})
+                    ),
+                )
+                for rank, h in enumerate(page, start=options.offset + 1)
+            ]
+        return SearchResult(page, options.k, options.offset, self._snapshot.generation)
+
+    def _matched_fields(self, match: str, hits: Sequence[Hit]) -> dict[str, dict[str, str]]:
+        """Per hit id, the fields ``match`` hits with a marked-up excerpt of each."""
+        keys = {item.key: item.id for item in (self.store.get_item(h.id) for h in hits) if item is not None}
+        snippets = self.store.lexical_snippets(match, keys)
+        return {keys[key]: found for key, found in snippets.items()}
+
+    def _search_hybrid(self, query: np.ndarray, match: str, options: SearchOptions) -> SearchResult:
+        """Fuse the vector and the lexical lists by reciprocal rank, then collapse and page the fused list."""
+        fusion = options.fusion or self.fusion
+        need = options.offset + options.k
+        depth = max(fusion.depth, need * (4 if options.collapse_by_product else 1))
+        generation = self._snapshot.generation
+        listed = replace(options, k=depth, offset=0, collapse_by_product=False, explain=False)
+        vector_hits = self.search_vector(query, listed).hits
+        lexical_hits = self._lexical_ranked(match, options, depth)
+        vector_rank = {h.id: rank for rank, h in enumerate(vector_hits, start=1)}
+        lexical_rank = {h.id: rank for rank, h in enumerate(lexical_hits, start=1)}
+        by_id = {h.id: h for h in lexical_hits} | {h.id: h for h in vector_hits}
+        cosine = {h.id: h.score for h in vector_hits}
+        bm25 = {h.id: h.score for h in lexical_hits}
+
+        def fused(item_id: str) -> float:
+            score = 0.0
+            if item_id in vector_rank:
+                score += fusion.vector_weight / (fusion.rank_constant + vector_rank[item_id])
+            if item_id in lexical_rank:
+                score += fusion.lexical_weight / (fusion.rank_constant + lexical_rank[item_id])
+            return score
+
+        scores = {item_id: fused(item_id) for item_id in by_id}
+        # Ties (e.g. one list weighted zero) keep the vector order, then the lexical order.
+        order = sorted(by_id, key=lambda i: (-scores[i], vector_rank.get(i, depth + 1), lexical_rank.get(i, depth + 1)))
+        ranked = [replace(by_id[i], score=scores[i]) for i in order if scores[i] > 0]
+        page = _collapse(ranked, options.collapse_by_product)[options.offset : need]
+        if options.explain:
+            fields_of = self._matched_fields(match, page)
+            page = [
+                replace(
+                    h,
+                    explanation=Explanation(
+                        "hybrid",
+                        vector_rank=vector_rank.get(h.id),
+                        vector_score=cosine.get(h.id),
+                        lexical_rank=lexical_rank.get(h.id),
+                        lexical_score=bm25.get(h.id),
+                        fused_score=h.score,
+                        matched_fields=fields_of.get(h.id, {}),
+                    ),
+                )
+                for h in page
+            ]
+        return SearchResult(page, options.k, options.offset, generation)
 
     def _keys_of(self, ids: Sequence[str]) -> np.ndarray:
         keys = [item.key for item in (self.store.get_item(i) for i in ids) if item is not None]
@@ -475,6 +645,28 @@ class SearchEngine:
         return Classification(None, self.classify_vectors(vector, labels, templates, top_k)[0])
 
 
+def _check_page(options: SearchOptions) -> None:
+    if options.k < 1 or options.offset < 0:
+        raise QueryError("k must be at least 1 and offset at least 0")
+    if options.mode not in SEARCH_MODES:
+        raise QueryError(f"unknown search mode {options.mode!r}; choose one of {', '.join(SEARCH_MODES)}")
+
+
+def _collapse(hits: list[Hit], by_product: bool) -> list[Hit]:
+    """Keep each product's best hit (items without a product id stand alone)."""
+    if not by_product:
+        return hits
+    seen: set[str] = set()
+    kept = []
+    for hit in hits:
+        if hit.product_id:
+            if hit.product_id in seen:
+                continue
+            seen.add(hit.product_id)
+        kept.append(hit)
+    return kept
+
+
 def _search_params(
     index: Any, allowed: np.ndarray | None, hidden: np.ndarray, k: int, attempt: int
 ) -> tuple[Any, bool]:
@@ -511,4 +703,5 @@ def _search_params(
 
 
 def _hit(item: StoredItem, score: float) -> Hit:
-    return Hit(score=score, **{f.name: getattr(item, f.name) for f in fields(Hit) if f.name != "score"})
+    copied = {f.name: getattr(item, f.name) for f in fields(Hit) if f.name not in ("score", "explanation")}
+    return Hit(score=score, **copied)

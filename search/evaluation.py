@@ -32,7 +32,7 @@ from indexer.errors import ItemError
 from indexer.fetch import Fetcher
 from indexer.images import decode_image
 from indexer.store import ItemFilter
-from search.engine import QueryPart, SearchEngine, SearchOptions
+from search.engine import QueryPart, SearchEngine, SearchMode, SearchOptions
 from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 
 RECALL_AT = (1, 5, 10)
@@ -84,6 +84,7 @@ class EvalReport:
 
     store: str
     model: str
+    mode: SearchMode = "hybrid"
     queries: int = 0
     retrieval: dict[str, float] = field(default_factory=dict)
     classified: int = 0
@@ -95,6 +96,7 @@ class EvalReport:
         return {
             "store": self.store,
             "model": self.model,
+            "mode": self.mode,
             "retrieval": {"queries": self.queries, **self.retrieval},
             "classification": {
                 "items": self.classified,
@@ -224,6 +226,7 @@ def evaluate(
     labels: Sequence[str] | None = None,
     templates: Sequence[str] | None = None,
     depth: int = 100,
+    mode: SearchMode = "hybrid",
 ) -> EvalReport:
     """Run every case of ``cases`` against ``engine`` and compute the metrics.
 
@@ -233,11 +236,13 @@ def evaluate(
         labels: the label list for classification (default: every label in the set).
         templates: prompt templates for classification (default: the engine's ensemble).
         depth: how many results are ranked per query (MRR counts a first hit beyond it as 0).
+        mode: the ranking mode of the retrieval queries (with the engine's fusion settings for hybrid);
+            image-only queries rank by vectors in every mode but lexical, where they are skipped.
     """
-    report = EvalReport(store=str(engine.store.path), model=engine.encoder.spec)
+    report = EvalReport(store=str(engine.store.path), model=engine.encoder.spec, mode=mode)
     rankings: list[list[str]] = []
     relevants: list[set[str]] = []
-    options = SearchOptions(k=max(depth, max(RECALL_AT), NDCG_AT))
+    options = SearchOptions(k=max(depth, max(RECALL_AT), NDCG_AT), mode=mode)
     with Fetcher() as fetcher:
         for case in cases.retrieval:
             relevant = set(case.relevant) | _category_ids(engine, case.relevant_category)

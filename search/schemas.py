@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
+from indexer.lexical import highlight_html
 from indexer.store import ItemFilter, StoredItem
-from search.engine import Classification, Hit, SearchResult
+from search.engine import Classification, Explanation, Hit, SearchMode, SearchResult
 
 
 class Filters(BaseModel):
@@ -66,6 +67,8 @@ class SearchRequest(BaseModel):
     min_score: float | None = Field(default=None, ge=-1, le=1)
     filters: Filters = Field(default_factory=Filters)
     collapse_by_product: bool = False
+    mode: SearchMode = Field(default="hybrid", description="vector, lexical or hybrid (both fused by rank)")
+    explain: bool = Field(default=False, description="say why each hit was returned")
 
     @model_validator(mode="after")
     def _has_query(self) -> SearchRequest:
@@ -98,12 +101,43 @@ class CatalogItemOut(BaseModel):
         return cls.model_validate({**fields, "image_url": image, "thumbnail_url": thumbnail, **overrides})
 
 
+class ExplanationOut(BaseModel):
+    """Why a hit was returned: its place in the vector and lexical lists, and the fields its words matched."""
+
+    mode: SearchMode
+    vector_rank: int | None = Field(description="1-based rank by cosine similarity (null: not in that list)")
+    vector_score: float | None = Field(description="cosine similarity to the query")
+    lexical_rank: int | None = Field(description="1-based rank by BM25 (null: no word matched)")
+    lexical_score: float | None = Field(description="BM25 score of the matched words")
+    fused_score: float | None = Field(description="reciprocal-rank fusion score (hybrid mode)")
+    matched_fields: dict[str, str] = Field(
+        description="field -> excerpt, HTML-escaped, with the matched words in <mark>...</mark>"
+    )
+
+    @classmethod
+    def of(cls, explanation: Explanation) -> ExplanationOut:
+        def rounded(value: float | None) -> float | None:
+            return round(value, 6) if value is not None else None
+
+        return cls(
+            mode=explanation.mode,
+            vector_rank=explanation.vector_rank,
+            vector_score=rounded(explanation.vector_score),
+            lexical_rank=explanation.lexical_rank,
+            lexical_score=rounded(explanation.lexical_score),
+            fused_score=rounded(explanation.fused_score),
+            matched_fields={name: highlight_html(text) for name, text in explanation.matched_fields.items()},
+        )
+
+
 class HitOut(CatalogItemOut):
-    score: float
+    score: float = Field(description="cosine (vector mode), BM25 (lexical) or the fused rank score (hybrid)")
+    explanation: ExplanationOut | None = None
 
     @classmethod
     def of(cls, hit: Hit, links: Any) -> HitOut:
-        result: HitOut = cls.from_record(hit, links, score=round(hit.score, 6))
+        explanation = ExplanationOut.of(hit.explanation) if hit.explanation else None
+        result: HitOut = cls.from_record(hit, links, score=round(hit.score, 6), explanation=explanation)
         return result
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from search.engine import Fusion
+
 
 class Settings(BaseSettings):
     """Everything the HTTP service can be configured with.
@@ -19,6 +21,8 @@ class Settings(BaseSettings):
         refresh_interval_s: how often the service looks for a newly published index generation.
         allow_url_items: whether ``POST /v1/items`` may fetch an image from a URL given by the client.
         fetch_timeout_s: timeout for those fetches.
+        vector_weight, lexical_weight, rrf_k: hybrid ranking's reciprocal-rank fusion (see
+            :class:`search.engine.Fusion`; the defaults are the measured ones).
     """
 
     model_config = SettingsConfigDict(env_prefix="CATALENS_", frozen=True)
@@ -30,3 +34,10 @@ class Settings(BaseSettings):
     refresh_interval_s: float = Field(default=2.0, gt=0)
     allow_url_items: bool = True
     fetch_timeout_s: float = Field(default=10.0, gt=0)
+    vector_weight: float = Field(default=Fusion.vector_weight, ge=0)
+    lexical_weight: float = Field(default=Fusion.lexical_weight, ge=0)
+    rrf_k: float = Field(default=Fusion.rank_constant, ge=0)
+
+    def fusion(self) -> Fusion:
+        """The engine's hybrid fusion settings."""
+        return Fusion(vector_weight=self.vector_weight, lexical_weight=self.lexical_weight, rank_constant=self.rrf_k)

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.catalog_writer import CatalogWriter
-from search.engine import SearchEngine, SearchOptions
+from search.engine import SearchEngine, SearchMode, SearchOptions
 from search.schemas import Filters
 from search.settings import Settings
 
@@ -84,8 +84,9 @@ class PageQuery(BaseModel):
     price_min: float | None = Field(default=None, ge=0)
     price_max: float | None = Field(default=None, ge=0)
     attr: list[str] = Field(default_factory=list, description="attribute filter name:value; repeat for several")
+    explain: bool = Field(default=False, description="say why each hit was returned")
 
-    def options(self, settings: Settings) -> SearchOptions:
+    def options(self, settings: Settings, mode: SearchMode = "vector") -> SearchOptions:
         try:
             filters = Filters(
                 categories=self.category,
@@ -95,20 +96,37 @@ class PageQuery(BaseModel):
             )
         except ValueError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
-        return search_options(settings, filters, self.k, self.offset, self.min_score, self.collapse)
+        return search_options(
+            settings, filters, self.k, self.offset, self.min_score, self.collapse, mode=mode, explain=self.explain
+        )
 
 
 class SearchQuery(PageQuery):
-    """``GET /v1/search`` parameters: the text query plus paging and filters."""
+    """``GET /v1/search`` parameters: the text query plus paging, filters and the ranking mode."""
 
     q: str = Field(min_length=1, max_length=1000, description="what to look for")
+    mode: SearchMode = Field(default="hybrid", description="vector, lexical or hybrid (both fused by rank)")
 
 
 def search_options(
-    settings: Settings, filters: Filters, k: int, offset: int, min_score: float | None, collapse: bool
+    settings: Settings,
+    filters: Filters,
+    k: int,
+    offset: int,
+    min_score: float | None,
+    collapse: bool,
+    *,
+    mode: SearchMode = "hybrid",
+    explain: bool = False,
 ) -> SearchOptions:
     if k > settings.max_k:
         raise HTTPException(status_code=422, detail=f"k must be at most {settings.max_k}")
     return SearchOptions(
-        k=k, offset=offset, min_score=min_score, where=filters.to_item_filter(), collapse_by_product=collapse
+        k=k,
+        offset=offset,
+        min_score=min_score,
+        where=filters.to_item_filter(),
+        collapse_by_product=collapse,
+        mode=mode,
+        explain=explain,
     )

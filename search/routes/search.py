@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from indexer.images import decode_image
-from search.engine import QueryPart
+from search.engine import QueryPart, SearchMode
 from search.routes.deps import (
     EngineDep,
     LinksDep,
@@ -31,12 +31,22 @@ def search_get(
     settings: SettingsDep,
     params: Annotated[SearchQuery, Query()],
 ) -> PydanticJSONResponse:
-    return PydanticJSONResponse(SearchResponse.of(engine.search_text(params.q, params.options(settings)), links))
+    options = params.options(settings, params.mode)
+    return PydanticJSONResponse(SearchResponse.of(engine.search_text(params.q, options), links))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Text or combined search (JSON body)")
 def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body: SearchRequest) -> PydanticJSONResponse:
-    options = search_options(settings, body.filters, body.k, body.offset, body.min_score, body.collapse_by_product)
+    options = search_options(
+        settings,
+        body.filters,
+        body.k,
+        body.offset,
+        body.min_score,
+        body.collapse_by_product,
+        mode=body.mode,
+        explain=body.explain,
+    )
     parts = [QueryPart(text=body.query)] if body.query else []
     parts += [
         QueryPart(
@@ -68,6 +78,8 @@ async def search_image(
     price_min: Annotated[float | None, Form(ge=0)] = None,
     price_max: Annotated[float | None, Form(ge=0)] = None,
     attr: Annotated[list[str] | None, Form()] = None,
+    mode: Annotated[SearchMode, Form(description="hybrid also matches the words of `text`")] = "hybrid",
+    explain: Annotated[bool, Form()] = False,
 ) -> PydanticJSONResponse:
     data = await image.read()
     decoded = await run_in_threadpool(decode_image, data, source=image.filename or "upload")
@@ -80,7 +92,7 @@ async def search_image(
         )
     except ValueError as e:
         raise HTTPException(status_code=422, detail=str(e)) from None
-    options = search_options(settings, filters, k, offset, min_score, collapse)
+    options = search_options(settings, filters, k, offset, min_score, collapse, mode=mode, explain=explain)
     parts = [QueryPart(image=decoded.image, weight=image_weight)]
     if text and text.strip():
         parts.append(QueryPart(text=text, weight=text_weight))
