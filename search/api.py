@@ -79,7 +79,14 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
         app.state.engine = engine or await run_in_threadpool(
-            partial(SearchEngine.open, settings.store, device=settings.device, fusion=settings.fusion())
+            partial(
+                SearchEngine.open,
+                settings.store,
+                device=settings.device,
+                fusion=settings.fusion(),
+                text_encoder=settings.text_encoder,
+                allow_unpaired=settings.allow_unpaired_text_encoder,
+            )
         )
         fetch = FetchOptions(max_bytes=settings.max_upload_bytes, timeout_s=settings.fetch_timeout_s)
         app.state.writer = CatalogWriter(app.state.engine, fetch)

@@ -42,6 +42,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie between 0 and 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per job."""
     parser = _Parser(prog="catalens", description="Semantic image search for product catalogs.")
@@ -61,10 +71,49 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--workers", type=_positive_int, help="decode threads")
     index.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     index.add_argument("--rebuild", action="store_true", help="re-embed everything (required to switch models)")
+    _add_caption_options(index)
     index.add_argument("--strict", action="store_true", help="exit non-zero when any item failed")
+    index.add_argument(
+        "--caption",
+        metavar="SPEC",
+        help="caption every image after indexing: blip, blip-large, blip2, blip:DIR, attributes (zero-shot with "
+        "the store's model; no extra weights), attributes:VOCAB.json; see `catalens captioners`",
+    )
+    index.add_argument(
+        "--ocr",
+        nargs="?",
+        const="default",
+        metavar="ENGINE",
+        help="read the text in every image after indexing (rapidocr, the default, or tesseract)",
+    )
     index.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     index.set_defaults(handler=_cmd_index)
+
+    caption = commands.add_parser(
+        "caption",
+        help="caption a store's images (incremental: only items not yet captioned by this captioner)",
+    )
+    caption.add_argument("--store", required=True)
+    caption.add_argument("--captioner", required=True, metavar="SPEC", help="see `catalens captioners`")
+    _add_caption_options(caption)
+    caption.add_argument("--redo", action="store_true", help="caption every item again")
+    caption.add_argument("--json", action="store_true")
+    caption.add_argument("--quiet", action="store_true", help="no progress bars")
+    caption.set_defaults(handler=_cmd_caption)
+
+    ocr = commands.add_parser("ocr", help="read the text in a store's images (incremental)")
+    ocr.add_argument("--store", required=True)
+    ocr.add_argument("--engine", default="default", help="rapidocr (default) or tesseract")
+    ocr.add_argument("--min-confidence", type=_fraction, help="drop words read with less confidence (0..1)")
+    ocr.add_argument("--redo", action="store_true", help="read every item again")
+    ocr.add_argument("--json", action="store_true")
+    ocr.add_argument("--quiet", action="store_true", help="no progress bars")
+    ocr.set_defaults(handler=_cmd_ocr)
+
+    captioners = commands.add_parser("captioners", help="list captioners and OCR engines")
+    captioners.add_argument("--json", action="store_true")
+    captioners.set_defaults(handler=_cmd_captioners)
 
     reindex = commands.add_parser("reindex", help="rebuild the FAISS index from the store's SQLite alone")
     reindex.add_argument("--store", required=True)
@@ -104,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--template", action="append", dest="templates", help='prompt with "{}" (repeatable)')
     classify.add_argument("--top-k", type=_positive_int, default=1, help="predictions per item")
     classify.add_argument("--device", default="auto")
+    _add_text_encoder_options(classify)
     classify.add_argument("--json", action="store_true")
     classify.set_defaults(handler=_cmd_classify)
 
@@ -121,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--depth", type=_positive_int, default=100, help="results ranked per query")
     _add_ranking_options(evaluate, several_modes=True)
     evaluate.add_argument("--device", default="auto")
+    _add_text_encoder_options(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -155,12 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes (each loads the model)")
     serve.add_argument("--device", default="auto")
+    _add_text_encoder_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     models = commands.add_parser("models", help="list model architectures and pretrained tags")
     models.add_argument("--json", action="store_true")
     models.set_defaults(handler=_cmd_models)
     return parser
+
+
+def _add_caption_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--caption-prompt", help="text the captioner continues (BLIP, BLIP-2)")
+    parser.add_argument("--caption-max-tokens", type=_positive_int, default=30, help="longest caption, in tokens")
+    parser.add_argument("--caption-batch-size", type=_positive_int, help="images per captioner call")
+    if not any(a.dest == "device" for a in parser._actions):
+        parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
 
 def _add_result_options(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +237,20 @@ def _add_result_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collapse", action="store_true", help="one result per product_id")
     parser.add_argument("--explain", action="store_true", help="show why each result was returned")
     parser.add_argument("--device", default="auto")
+    _add_text_encoder_options(parser)
     parser.add_argument("--json", action="store_true")
+
+
+def _add_text_encoder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--text-encoder",
+        metavar="SPEC",
+        help="answer text with this encoder instead of the model's text tower, e.g. the multilingual "
+        "clip-ViT-B-32-multilingual-v1 for a ViT-B-32:openai store (see `catalens models`)",
+    )
+    parser.add_argument(
+        "--allow-unpaired", action="store_true", help="accept a text encoder not registered for the store's model"
+    )
 
 
 def _add_ranking_options(parser: argparse.ArgumentParser, several_modes: bool = False) -> None:
@@ -267,10 +340,16 @@ def _options(args: argparse.Namespace) -> Any:
     )
 
 
-def _open_engine(args: argparse.Namespace) -> Any:
+def _open_engine(args: argparse.Namespace, **kwargs: Any) -> Any:
     from search.engine import SearchEngine
 
-    return SearchEngine.open(args.store, device=args.device)
+    return SearchEngine.open(
+        args.store,
+        device=args.device,
+        text_encoder=getattr(args, "text_encoder", None),
+        allow_unpaired=getattr(args, "allow_unpaired", False),
+        **kwargs,
+    )
 
 
 def _read_image(path: str) -> Any:
@@ -397,7 +476,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise QueryError("compare either stores (--compare) or modes (--mode a,b), not both at once")
     reports = []
     for store in [args.store, *([args.compare] if args.compare else [])]:
-        engine = SearchEngine.open(store, device=args.device, fusion=_fusion(args))
+        engine = SearchEngine.open(
+            store,
+            device=args.device,
+            fusion=_fusion(args),
+            text_encoder=args.text_encoder,
+            allow_unpaired=args.allow_unpaired,
+        )
         try:
             for mode in modes:
                 reports.append(
@@ -491,9 +576,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from search.engine import SearchEngine
     from search.settings import Settings
 
-    settings = Settings(store=args.store, device=args.device)
+    settings = Settings(
+        store=args.store,
+        device=args.device,
+        text_encoder=args.text_encoder,
+        allow_unpaired_text_encoder=args.allow_unpaired,
+    )
     # Load once here so that a missing store or model is reported with an exit code, not a worker crash.
-    engine = SearchEngine.open(settings.store, device=settings.device)
+    engine = SearchEngine.open(
+        settings.store,
+        device=settings.device,
+        fusion=settings.fusion(),
+        text_encoder=settings.text_encoder,
+        allow_unpaired=settings.allow_unpaired_text_encoder,
+    )
     url = f"http://{args.host}:{args.port}/"
     print(f"Serving {engine.store.path} ({engine.size} items, {engine.encoder.spec}) at {url}", flush=True)
     print(f"  web page {url}   API docs {url}docs   metrics {url}metrics", flush=True)
@@ -506,6 +602,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     engine.close()
     os.environ["CATALENS_STORE"] = str(settings.store)
     os.environ["CATALENS_DEVICE"] = settings.device
+    if settings.text_encoder:
+        os.environ["CATALENS_TEXT_ENCODER"] = settings.text_encoder
+        os.environ["CATALENS_ALLOW_UNPAIRED_TEXT_ENCODER"] = str(settings.allow_unpaired_text_encoder).lower()
     uvicorn.run(
         "search.api:create_app_from_env",
         factory=True,
@@ -533,13 +632,119 @@ def _cmd_index(args: argparse.Namespace) -> int:
         device=args.device,
         **({"workers": args.workers} if args.workers else {}),
     )
-    report = index_catalog(args.source, args.store, options, TqdmProgress(enabled=not args.quiet))
+    progress = TqdmProgress(enabled=not args.quiet)
+    report = index_catalog(args.source, args.store, options, progress)
+    # The vector index is published before captioning and OCR start, so slow passes never delay it.
+    passes = _enrich(args, args.caption, args.ocr, progress) if report.indexed_total else []
+    if args.json:
+        _emit_json({**report.to_dict(), "passes": [p.to_dict() for p in passes]} if passes else report.to_dict())
+    else:
+        _print_report(report)
+        for done in passes:
+            _print_pass(done)
+    failed_passes = any(p.failed for p in passes)
+    if report.indexed_total == 0 or (args.strict and (report.failed or failed_passes)):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _enrich(args: argparse.Namespace, captioner_spec: str | None, ocr_spec: str | None, progress: Any) -> list[Any]:
+    """Run the caption and OCR passes asked for, under the store's writer lock; returns their reports."""
+    from indexer.enrich import EnrichOptions, caption_store, ocr_store
+    from indexer.store import CatalogStore
+
+    if not captioner_spec and not ocr_spec:
+        return []
+    options = EnrichOptions(redo=getattr(args, "redo", False), batch_size=getattr(args, "caption_batch_size", None))
+    reports = []
+    with CatalogStore.open(args.store) as store, store.writer_lock():
+        if captioner_spec:
+            captioner = _load_captioner(args, captioner_spec, store)
+            reports.append(caption_store(store, captioner, options, progress))
+        if ocr_spec:
+            reports.append(ocr_store(store, _load_ocr(args, ocr_spec), options, progress))
+    return reports
+
+
+def _load_captioner(args: argparse.Namespace, spec: str, store: Any) -> Any:
+    from models import LoadOptions, default_registry
+    from models.captioning import CaptionOptions, load_captioner, parse_captioner_spec
+
+    options = CaptionOptions(
+        device=args.device,
+        prompt=args.caption_prompt,
+        max_new_tokens=args.caption_max_tokens,
+        batch_size=args.caption_batch_size,
+    )
+    parsed = parse_captioner_spec(spec)
+    encoder = None
+    if parsed.kind == "attributes":  # the attribute captioner classifies with the store's own model
+        encoder = default_registry().load(store.manifest.model, LoadOptions(device=args.device))
+    return load_captioner(parsed, options, encoder=encoder)
+
+
+def _load_ocr(args: argparse.Namespace, spec: str) -> Any:
+    from models.ocr import DEFAULT_OCR, OcrOptions, load_ocr
+
+    confidence = getattr(args, "min_confidence", None)
+    options = OcrOptions(min_confidence=confidence) if confidence is not None else OcrOptions()
+    return load_ocr(DEFAULT_OCR if spec == "default" else spec, options)
+
+
+def _print_pass(report: Any) -> None:
+    what = "Captioned" if report.kind == "caption" else "Read text in"
+    print(
+        f"{what} {report.done} items with {report.spec} ({report.up_to_date} already done, "
+        f"{len(report.failed)} failed; {report.seconds:.1f} s, {report.items_per_second:.1f} items/s)"
+    )
+    for failure in report.failed[:20]:
+        print(f"  {failure.id}: {failure.reason}")
+    if len(report.failed) > 20:
+        print(f"  ... and {len(report.failed) - 20} more")
+
+
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from search.progress import TqdmProgress
+
+    reports = _enrich(args, args.captioner, None, TqdmProgress(enabled=not args.quiet))
+    return _finish_pass(args, reports[0])
+
+
+def _cmd_ocr(args: argparse.Namespace) -> int:
+    from search.progress import TqdmProgress
+
+    reports = _enrich(args, None, args.engine, TqdmProgress(enabled=not args.quiet))
+    return _finish_pass(args, reports[0])
+
+
+def _finish_pass(args: argparse.Namespace, report: Any) -> int:
     if args.json:
         _emit_json(report.to_dict())
     else:
-        _print_report(report)
-    if report.indexed_total == 0 or (args.strict and report.failed):
-        return EXIT_FAILED
+        _print_pass(report)
+    return EXIT_OK
+
+
+def _cmd_captioners(args: argparse.Namespace) -> int:
+    from models.captioning import list_captioners
+    from models.ocr import DEFAULT_OCR, list_ocr_engines
+
+    captioners = list_captioners()
+    engines = list_ocr_engines()
+    if args.json:
+        _emit_json(
+            {
+                "captioners": [vars(c) for c in captioners],
+                "ocr": engines,
+                "default_ocr": DEFAULT_OCR,
+            }
+        )
+        return EXIT_OK
+    print("Captioners (catalens index --caption SPEC, catalens caption --captioner SPEC):")
+    width = max(len(c.name) for c in captioners)
+    for captioner in captioners:
+        print(f"  {captioner.name:<{width}}  {captioner.description}")
+    print(f"OCR engines (--ocr ENGINE; default {DEFAULT_OCR}): {', '.join(engines)}")
     return EXIT_OK
 
 
@@ -599,6 +804,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 "count": index.count if index else 0,
                 "built_at": index.built_at if index else None,
             },
+            "passes": store.enrichment_counts(),
             "size_bytes": store.size_on_disk(),
             "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in store.failures(100)],
         }
@@ -611,6 +817,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     generation = payload["index"]["generation"]
     built = f"generation {generation}, {payload['index']['count']} vectors" if generation else "not built yet"
     print(f"Index       {payload['index']['factory']}, {built}")
+    for kind, specs in payload["passes"].items():
+        done = ", ".join(f"{n} by {spec}" for spec, n in specs.items())
+        print(f"{'Captions' if kind == 'caption' else 'OCR text':<12}{done}")
     print(f"Size        {payload['size_bytes'] / 1e6:.1f} MB")
     if payload["failures"]:
         print("Failures:")

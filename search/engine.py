@@ -236,16 +236,29 @@ class SearchEngine:
         registry: ModelRegistry | None = None,
         encoder: ImageTextEncoder | None = None,
         fusion: Fusion | None = None,
+        text_encoder: str | None = None,
+        allow_unpaired: bool = False,
     ) -> SearchEngine:
         """Open a store and load the model its vectors were made with.
+
+        Args:
+            text_encoder: a text-encoder spec to answer text queries with instead of the model's own text
+                tower, e.g. a multilingual model aligned to the store's image tower (see
+                :mod:`models.text_encoders` for the pairing rules).
+            allow_unpaired: accept a text encoder not registered as aligned to the store's model.
 
         Raises:
             StoreNotFoundError, StoreVersionError, StoreCorruptError, ModelError.
         """
         store = CatalogStore.open(store_path)
         try:
+            options = LoadOptions(device=device)
             if encoder is None:
-                encoder = (registry or default_registry()).load(store.manifest.model, LoadOptions(device=device))
+                encoder = (registry or default_registry()).load(store.manifest.model, options)
+            if text_encoder:
+                from models.text_encoders import pair_text_encoder
+
+                encoder = pair_text_encoder(encoder, text_encoder, options, allow_unpaired=allow_unpaired)
             return cls(store, encoder, fusion=fusion)
         except BaseException:
             store.close()

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 from indexer.lexical import highlight_html
-from indexer.store import ItemFilter, StoredItem
+from indexer.store import Enrichment, ItemFilter, StoredItem
 from search.engine import Classification, Explanation, Hit, SearchMode, SearchResult
 
 
@@ -157,15 +157,53 @@ class SearchResponse(BaseModel):
         )
 
 
+class OcrWordOut(BaseModel):
+    text: str
+    box: list[list[float]] = Field(description="polygon corners in image pixels")
+    confidence: float
+
+
+class CaptionOut(BaseModel):
+    text: str
+    spec: str = Field(description="the captioner that wrote it")
+    tags: dict[str, str] = Field(default_factory=dict, description="attribute -> value (attribute captioner)")
+    scores: dict[str, float] = Field(default_factory=dict, description="attribute -> confidence")
+
+
+class OcrOut(BaseModel):
+    text: str
+    spec: str = Field(description="the OCR engine that read it")
+    words: list[OcrWordOut]
+
+
 class ItemOut(CatalogItemOut):
     status: str
     error: str | None
     created_at: str
     updated_at: str
+    caption: CaptionOut | None = Field(default=None, description="null until a caption pass has run")
+    ocr: OcrOut | None = Field(default=None, description="text read in the image; null until an OCR pass has run")
 
     @classmethod
-    def of(cls, item: StoredItem, links: Any) -> ItemOut:
-        result: ItemOut = cls.from_record(item, links)
+    def of(cls, item: StoredItem, links: Any, enrichments: dict[str, Enrichment] | None = None) -> ItemOut:
+        found = enrichments or {}
+        caption = found.get("caption")
+        ocr = found.get("ocr")
+        result: ItemOut = cls.from_record(
+            item,
+            links,
+            caption=CaptionOut(
+                text=caption.text,
+                spec=caption.spec,
+                tags=caption.data.get("tags", {}),
+                scores=caption.data.get("scores", {}),
+            )
+            if caption and caption.error is None
+            else None,
+            ocr=OcrOut(text=ocr.text, spec=ocr.spec, words=ocr.data.get("words", []))
+            if ocr and ocr.error is None
+            else None,
+        )
         return result
 
 

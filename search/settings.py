@@ -21,6 +21,9 @@ class Settings(BaseSettings):
         refresh_interval_s: how often the service looks for a newly published index generation.
         allow_url_items: whether ``POST /v1/items`` may fetch an image from a URL given by the client.
         fetch_timeout_s: timeout for those fetches.
+        text_encoder: a text-encoder spec for queries (e.g. a multilingual model paired with the store's
+            image tower); ``None`` uses the store model's own text tower.
+        allow_unpaired_text_encoder: accept a text encoder not registered as aligned to the store's model.
         vector_weight, lexical_weight, rrf_k: hybrid ranking's reciprocal-rank fusion (see
             :class:`search.engine.Fusion`; the defaults are the measured ones).
     """
@@ -34,6 +37,8 @@ class Settings(BaseSettings):
     refresh_interval_s: float = Field(default=2.0, gt=0)
     allow_url_items: bool = True
     fetch_timeout_s: float = Field(default=10.0, gt=0)
+    text_encoder: str | None = None
+    allow_unpaired_text_encoder: bool = False
     vector_weight: float = Field(default=Fusion.vector_weight, ge=0)
     lexical_weight: float = Field(default=Fusion.lexical_weight, ge=0)
     rrf_k: float = Field(default=Fusion.rank_constant, ge=0)

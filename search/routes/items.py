@@ -43,7 +43,8 @@ def item_thumbnail(
 
 @router.get("/{item_id:path}", response_model=ItemOut, summary="One item")
 def get_item(engine: EngineDep, links: LinksDep, item_id: str) -> ItemOut:
-    return ItemOut.of(_item(engine, item_id), links)
+    item = _item(engine, item_id)
+    return ItemOut.of(item, links, engine.store.enrichments_for([item.key]).get(item.key))
 
 
 @router.delete("/{item_id:path}", status_code=204, summary="Delete an item (leaves results at once)")

@@ -1,0 +1,241 @@
+"""The indexer's second pass: captions and text read in images, stored and made searchable by words.
+
+It runs over an existing store, after the vectors are written and the index is published, so a slow
+captioner never delays vector search: ``catalens index --caption`` publishes first and enriches after, and
+``catalens caption`` / ``catalens ocr`` (re)do a store on their own. The pass is incremental and resumable:
+each item is done once per captioner (or OCR engine) and image, each batch is committed in one transaction
+that also updates the full-text index, and an interrupted run picks up the items still missing.
+
+Images are read and decoded in a thread pool one batch ahead of the model; an image that cannot be read
+is recorded against its item with the reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from indexer.errors import ItemError
+from indexer.fetch import Fetcher, FetchOptions
+from indexer.images import decode_image
+from indexer.pipeline import ProgressSink, default_workers
+from indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
+from models.captioning import Caption, Captioner, VectorCaptioner
+from models.ocr import OcrEngine, OcrFailedError, OcrResult
+
+
+@dataclass(frozen=True)
+class EnrichOptions:
+    """How to run a caption or OCR pass.
+
+    Attributes:
+        redo: process every indexed item again, even those already done by this spec.
+        batch_size: images per captioner call (``None``: the captioner's default); OCR reads one at a time.
+        workers: read-and-decode threads.
+        fetch: limits for reading files and URLs.
+    """
+
+    redo: bool = False
+    batch_size: int | None = None
+    workers: int = field(default_factory=default_workers)
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+
+
+@dataclass
+class EnrichReport:
+    """The summary of one pass."""
+
+    store: str
+    kind: EnrichmentKind
+    spec: str
+    done: int = 0
+    up_to_date: int = 0
+    failed: list[FailedItem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def items_per_second(self) -> float:
+        return (self.done + len(self.failed)) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "kind": self.kind,
+            "spec": self.spec,
+            "done": self.done,
+            "up_to_date": self.up_to_date,
+            "failed": [{"id": f.id, "source": f.source, "reason": f.reason} for f in self.failed],
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.items_per_second, 2),
+        }
+
+
+def caption_store(
+    store: CatalogStore,
+    captioner: Captioner,
+    options: EnrichOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> EnrichReport:
+    """Caption every indexed item that ``captioner`` has not captioned for its current image.
+
+    A captioner that works from embeddings (the attribute captioner) reads the stored vectors instead of
+    the images. The caller holds the store's writer lock.
+
+    Raises:
+        ModelError: the captioner failed on a whole batch (a broken model, out of memory).
+    """
+    options = options or EnrichOptions()
+    spec = recorded_caption_spec(captioner, store)
+    if isinstance(captioner, VectorCaptioner):
+
+        def from_vectors(tasks: Sequence[EnrichmentTask]) -> list[Enrichment | str]:
+            keys, vectors = store.vectors_for(t.key for t in tasks)
+            row = {int(k): i for i, k in enumerate(keys)}
+            captions = captioner.caption_vectors(vectors) if len(keys) else []
+            return [
+                _caption(spec, t, captions[row[t.key]]) if t.key in row else "no vector for the store's model"
+                for t in tasks
+            ]
+
+        return _run(store, "caption", spec, options, progress, options.batch_size or 256, from_vectors, None)
+
+    def from_images(tasks: Sequence[EnrichmentTask], images: Sequence[Image.Image]) -> list[Enrichment | str]:
+        return [_caption(spec, t, c) for t, c in zip(tasks, captioner.caption(images), strict=True)]
+
+    batch = options.batch_size or captioner.default_batch_size
+    return _run(store, "caption", spec, options, progress, batch, None, from_images)
+
+
+def ocr_store(
+    store: CatalogStore,
+    engine: OcrEngine,
+    options: EnrichOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> EnrichReport:
+    """Read the text in every indexed item's image that ``engine`` has not read yet (writer lock held)."""
+    options = options or EnrichOptions()
+
+    def read(tasks: Sequence[EnrichmentTask], images: Sequence[Image.Image]) -> list[Enrichment | str]:
+        results: list[Enrichment | str] = []
+        for task, image in zip(tasks, images, strict=True):
+            try:
+                results.append(_ocr(engine.spec, task, engine.read(image)))
+            except OcrFailedError as e:  # this image broke the engine; the next one may not
+                results.append(f"OCR failed: {e.reason}")
+        return results
+
+    return _run(store, "ocr", engine.spec, options, progress, 8, None, read)
+
+
+def recorded_caption_spec(captioner: Captioner, store: CatalogStore) -> str:
+    """The spec stored with captions: an embedding-based captioner's output also depends on the store's model."""
+    if isinstance(captioner, VectorCaptioner):
+        return f"{captioner.spec}@{store.manifest.model}"
+    return captioner.spec
+
+
+def _caption(spec: str, task: EnrichmentTask, caption: Caption) -> Enrichment:
+    return Enrichment(
+        "caption", spec, task.content_hash, caption.text, {"tags": dict(caption.tags), "scores": dict(caption.scores)}
+    )
+
+
+def _ocr(spec: str, task: EnrichmentTask, result: OcrResult) -> Enrichment:
+    words = [
+        {"text": w.text, "box": [[round(x, 1), round(y, 1)] for x, y in w.box], "confidence": round(w.confidence, 4)}
+        for w in result.words
+    ]
+    return Enrichment("ocr", spec, task.content_hash, result.text, {"words": words})
+
+
+VectorStep = Callable[[Sequence[EnrichmentTask]], list[Enrichment | str]]
+ImageStep = Callable[[Sequence[EnrichmentTask], Sequence[Image.Image]], list[Enrichment | str]]
+
+
+def _run(
+    store: CatalogStore,
+    kind: EnrichmentKind,
+    spec: str,
+    options: EnrichOptions,
+    progress: ProgressSink | None,
+    batch_size: int,
+    vector_step: VectorStep | None,
+    image_step: ImageStep | None,
+) -> EnrichReport:
+    """Process the due items batch by batch; each result is an :class:`Enrichment` or a failure reason."""
+    started = time.perf_counter()
+    report = EnrichReport(str(store.path), kind, spec)
+    total = store.status_counts()["indexed"]
+    tasks = store.enrichment_tasks(kind, spec, redo=options.redo)
+    report.up_to_date = total - len(tasks)
+    sink = progress
+    if sink is not None:
+        sink.start(f"{kind} ({spec})", len(tasks))
+    batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
+    try:
+        if vector_step is not None:
+            for batch in batches:
+                _commit(store, batch, vector_step(batch), report, sink)
+        elif image_step is not None:
+            with Fetcher(options.fetch) as fetcher, ThreadPoolExecutor(options.workers) as pool:
+                for batch, decoded in _decoded_batches(batches, fetcher, pool):
+                    results: dict[int, Enrichment | str] = {}
+                    readable: list[EnrichmentTask] = []
+                    images: list[Image.Image] = []
+                    for task, image in zip(batch, decoded, strict=True):
+                        if isinstance(image, str):
+                            results[task.key] = image
+                        else:
+                            readable.append(task)
+                            images.append(image)
+                    if readable:
+                        results.update(zip((t.key for t in readable), image_step(readable, images), strict=True))
+                    _commit(store, batch, [results[t.key] for t in batch], report, sink)
+    finally:
+        if sink is not None:
+            sink.finish()
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def _decoded_batches(
+    batches: list[list[EnrichmentTask]], fetcher: Fetcher, pool: ThreadPoolExecutor
+) -> Iterator[tuple[list[EnrichmentTask], list[Image.Image | str]]]:
+    """Yield each batch with its images (or failure reasons), decoding the next batch meanwhile."""
+
+    def load(task: EnrichmentTask) -> Image.Image | str:
+        try:
+            return decode_image(fetcher.read(task.source), source=task.source).image
+        except ItemError as e:
+            return e.reason
+
+    pending: list[Future[Image.Image | str]] | None = None
+    for i, batch in enumerate(batches):
+        current = pending if pending is not None else [pool.submit(load, t) for t in batch]
+        pending = [pool.submit(load, t) for t in batches[i + 1]] if i + 1 < len(batches) else None
+        yield batch, [f.result() for f in current]
+
+
+def _commit(
+    store: CatalogStore,
+    batch: Sequence[EnrichmentTask],
+    results: Sequence[Enrichment | str],
+    report: EnrichReport,
+    sink: ProgressSink | None,
+) -> None:
+    rows: list[tuple[int, Enrichment]] = []
+    for task, result in zip(batch, results, strict=True):
+        if isinstance(result, str):
+            report.failed.append(FailedItem(task.id, task.source, result))
+            rows.append((task.key, Enrichment(report.kind, report.spec, task.content_hash, "", {}, error=result)))
+        else:
+            report.done += 1
+            rows.append((task.key, result))
+    store.write_enrichments(rows)
+    if sink is not None:
+        sink.advance(len(batch))
