@@ -26,7 +26,7 @@ from indexer.images import decode_image
 from indexer.pipeline import ProgressSink, default_workers
 from indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
 from models.captioning import Caption, Captioner, VectorCaptioner
-from models.ocr import OcrEngine, OcrFailedError, OcrResult
+from models.ocr import OcrEngine, OcrFailedError, OcrOptions, OcrResult
 
 
 @dataclass(frozen=True)
@@ -119,24 +119,45 @@ def ocr_store(
 ) -> EnrichReport:
     """Read the text in every indexed item's image that ``engine`` has not read yet (writer lock held)."""
     options = options or EnrichOptions()
+    spec = recorded_ocr_spec(engine)
 
     def read(tasks: Sequence[EnrichmentTask], images: Sequence[Image.Image]) -> list[Enrichment | str]:
         results: list[Enrichment | str] = []
         for task, image in zip(tasks, images, strict=True):
             try:
-                results.append(_ocr(engine.spec, task, engine.read(image)))
+                results.append(_ocr(spec, task, engine.read(image)))
             except OcrFailedError as e:  # this image broke the engine; the next one may not
                 results.append(f"OCR failed: {e.reason}")
         return results
 
-    return _run(store, "ocr", engine.spec, options, progress, 8, None, read)
+    return _run(store, "ocr", recorded_ocr_spec(engine), options, progress, 8, None, read)
 
 
 def recorded_caption_spec(captioner: Captioner, store: CatalogStore) -> str:
-    """The spec stored with captions: an embedding-based captioner's output also depends on the store's model."""
+    """The spec stored with captions: whatever changes the captions is in it, so a change means re-captioning.
+
+    An embedding-based captioner's output depends on the store's model; a generative captioner's on its
+    generation options (its ``run_spec``, when it has one).
+    """
     if isinstance(captioner, VectorCaptioner):
         return f"{captioner.spec}@{store.manifest.model}"
-    return captioner.spec
+    return str(getattr(captioner, "run_spec", captioner.spec))
+
+
+def recorded_ocr_spec(engine: OcrEngine) -> str:
+    """The spec stored with OCR text: the engine, plus the settings that change what it keeps when not default."""
+    from urllib.parse import urlencode
+
+    options: OcrOptions | None = getattr(engine, "options", None)
+    if options is None:
+        return engine.spec
+    defaults = OcrOptions()
+    changed = {
+        name: ",".join(value) if isinstance(value, tuple) else value
+        for name in ("min_confidence", "languages")
+        if (value := getattr(options, name)) != getattr(defaults, name)
+    }
+    return f"{engine.spec}?{urlencode(changed)}" if changed else engine.spec
 
 
 def _caption(spec: str, task: EnrichmentTask, caption: Caption) -> Enrichment:
@@ -146,11 +167,7 @@ def _caption(spec: str, task: EnrichmentTask, caption: Caption) -> Enrichment:
 
 
 def _ocr(spec: str, task: EnrichmentTask, result: OcrResult) -> Enrichment:
-    words = [
-        {"text": w.text, "box": [[round(x, 1), round(y, 1)] for x, y in w.box], "confidence": round(w.confidence, 4)}
-        for w in result.words
-    ]
-    return Enrichment("ocr", spec, task.content_hash, result.text, {"words": words})
+    return Enrichment("ocr", spec, task.content_hash, result.text, result.to_data())
 
 
 VectorStep = Callable[[Sequence[EnrichmentTask]], list[Enrichment | str]]

@@ -602,6 +602,23 @@ class BlipCaptioner:
         return self._spec
 
     @property
+    def run_spec(self) -> str:
+        """The spec plus the generation options that change captions, so a store re-captions when they change.
+
+        E.g. ``blip:Salesforce/blip-image-captioning-base`` with defaults, or
+        ``blip:Salesforce/blip-image-captioning-base?prompt=a+product+photo+of&max_new_tokens=20``.
+        """
+        from urllib.parse import urlencode
+
+        defaults = CaptionOptions()
+        changed = {
+            name: getattr(self._options, name)
+            for name in ("prompt", "max_new_tokens", "num_beams")
+            if getattr(self._options, name) != getattr(defaults, name)
+        }
+        return f"{self._spec}?{urlencode(changed)}" if changed else self._spec
+
+    @property
     def kind(self) -> BlipKind:
         """``"blip"`` or ``"blip2"``."""
         return self._kind

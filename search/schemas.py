@@ -159,8 +159,9 @@ class SearchResponse(BaseModel):
 
 class OcrWordOut(BaseModel):
     text: str
-    box: list[list[float]] = Field(description="polygon corners in image pixels")
+    box: list[list[float]] = Field(description="polygon corners in image pixels, clockwise from the top left")
     confidence: float
+    line: int = Field(default=0, description="the word's line, in reading order")
 
 
 class CaptionOut(BaseModel):

@@ -121,6 +121,14 @@ def test_changed_images_are_redone_and_unreadable_ones_recorded(
         assert opened.enrichments_for([item.key])[item.key]["ocr"].text == "VELMORA"
         assert opened.enrichment_counts()["ocr"] == {"rapidocr": 2, "rapidocr (failed)": 1}
 
+    # A stricter threshold keeps other words: it is another run, so every readable item is read again.
+    assert main(["ocr", "--store", str(store), "--min-confidence", "0.95", "--json", "--quiet"]) == 0
+    stricter = json.loads(capsys.readouterr().out)
+    assert stricter["spec"] == "rapidocr?min_confidence=0.95" and stricter["done"] == 2
+    with pytest.raises(SystemExit) as usage:
+        main(["ocr", "--store", str(store), "--min-confidence", "2"])
+    assert usage.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+
     assert main(["ocr", "--store", str(store), "--engine", "easyocr"]) == 4
     assert "rapidocr" in capsys.readouterr().err
     assert main(["caption", "--store", str(store), "--captioner", "blip9"]) == 4
@@ -163,3 +171,34 @@ def test_an_interrupted_caption_pass_resumes_without_duplicates_or_loss(
         keys = list(store.get_items(store.matching_keys(ItemFilter())).keys())
         captions = store.enrichments_for(keys)
         assert len(captions) == 9 and all(c["caption"].text.startswith("shade ") for c in captions.values())
+
+
+def test_blip_captions_are_stored_searchable_and_incremental(
+    tmp_path: Path, tiny_spec: str, text_catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.captioning import CaptionOptions, load_captioner
+    from tests.integration.test_captioners import build_tiny_blip
+
+    blip = build_tiny_blip(tmp_path / "tiny-blip")
+    store = tmp_path / "store"
+    assert main(["index", str(text_catalog), "--store", str(store), "--model", tiny_spec, "--quiet"]) == 0
+    capsys.readouterr()
+    caption = ["caption", "--store", str(store), "--captioner", f"blip:{blip}", "--json", "--quiet"]
+    assert main([*caption, "--caption-max-tokens", "6", "--caption-batch-size", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["done"] == 3 and report["spec"] == f"blip:{blip}?max_new_tokens=6"
+
+    direct = load_captioner(f"blip:{blip}", CaptionOptions(max_new_tokens=6))
+    with CatalogStore.open(store) as opened:
+        items = {i: opened.get_item(i) for i in ("box-1", "box-2", "plain-3")}
+        found = opened.enrichments_for(item.key for item in items.values() if item is not None)
+        for item_id, item in items.items():
+            assert item is not None
+            image = Image.open(text_catalog.parent / f"{item_id}.png").convert("RGB")
+            assert found[item.key]["caption"].text == direct.caption([image])[0].text
+
+    # Same options: nothing to do. Other options are another run: every item is captioned again.
+    assert main([*caption, "--caption-max-tokens", "6"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 0
+    assert main(caption) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 3
