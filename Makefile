@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 # torch and torchvision are pinned to the builds this project is tested with (pip finds them locally here).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install lint test demo bench clean
+# Debian packages the tests use: Tesseract, the second OCR engine (RapidOCR, the default, ships in its wheel).
+SYSTEM_PACKAGES := tesseract-ocr
+
+.PHONY: install sysdeps lint test demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +22,25 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Installs the Debian packages when they are missing and we are root; otherwise says how, and the tests that
+# need them skip with that reason.
+sysdeps:
+	@if ! command -v tesseract >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing $(SYSTEM_PACKAGES) with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				$(SYSTEM_PACKAGES) >/dev/null; \
+		else \
+			echo "note: $(SYSTEM_PACKAGES) is missing; run: sudo apt-get install $(SYSTEM_PACKAGES)"; \
+		fi; \
+	fi
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint sysdeps
 	$(VENV)/bin/pytest
 
 demo: install

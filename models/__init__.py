@@ -1,16 +1,38 @@
-"""catalens model layer: image–text encoders behind one registry and one spec syntax.
+"""catalens model layer: image–text encoders, captioners, OCR engines and text encoders, each chosen by a
+spec string through a registry.
 
-This is the only package that imports torch, open_clip or transformers.
+This is the only package that imports torch, open_clip or transformers (lazily: importing it loads none).
 """
 
 from __future__ import annotations
 
 from models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
+from models.captioning import Caption, Captioner, CaptionOptions, VectorCaptioner, list_captioners, load_captioner
 from models.errors import DeviceUnavailableError, ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
+from models.ocr import DEFAULT_OCR, OcrEngine, OcrFailedError, OcrOptions, OcrResult, OcrUnavailableError, load_ocr
 from models.registry import DEFAULT_MODEL, ModelRegistry, default_registry, list_models, load_model, parse_spec
+from models.text_encoders import PairingError, TextEncoder, list_pairings, load_text_encoder, pair_text_encoder
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_OCR",
+    "Caption",
+    "CaptionOptions",
+    "Captioner",
+    "OcrEngine",
+    "OcrFailedError",
+    "OcrOptions",
+    "OcrResult",
+    "OcrUnavailableError",
+    "PairingError",
+    "TextEncoder",
+    "VectorCaptioner",
+    "list_captioners",
+    "list_pairings",
+    "load_captioner",
+    "load_ocr",
+    "load_text_encoder",
+    "pair_text_encoder",
     "DeviceUnavailableError",
     "ImageTextEncoder",
     "LoadOptions",

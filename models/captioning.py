@@ -43,7 +43,7 @@ from PIL import Image
 
 from models.base import ImageTextEncoder
 from models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import hub_offline, offline_requested, reachable
+from models.hub import hub_offline, offline_requested, quiet_loading, reachable
 
 if TYPE_CHECKING:
     from models.device import Placement
@@ -462,7 +462,8 @@ def _load_blip(spec: CaptionerSpec, options: CaptionOptions) -> BlipCaptioner:
         _check_hub_reachable(spec, options)
     try:
         with hub_offline() if local_only and not spec.local else nullcontext():
-            model, processor = _from_pretrained(kind, spec, options, dtype, local_only)
+            with quiet_loading():
+                model, processor = _from_pretrained(kind, spec, options, dtype, local_only)
     except ModelError:
         raise
     except Exception as error:

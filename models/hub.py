@@ -88,3 +88,21 @@ def hub_offline() -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = previous
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-file "Loading weights" progress bars while a model loads.
+
+    catalens reports model loading in one line of its own; the bars are transformers' process-wide setting,
+    so the previous state is restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

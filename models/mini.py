@@ -31,6 +31,7 @@ from torch import nn
 from models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
 from models.device import Placement, plan_placement
 from models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
+from models.hub import quiet_loading
 
 BACKEND = "mini"
 NAME = "catalens-mini"
@@ -122,7 +123,8 @@ class MiniLMTextTower(nn.Module):
         super().__init__()
         from sentence_transformers import SentenceTransformer
 
-        self.encoder = SentenceTransformer(str(minilm_directory()), device=device, local_files_only=True)
+        with quiet_loading():
+            self.encoder = SentenceTransformer(str(minilm_directory()), device=device, local_files_only=True)
         self.encoder.eval()
         for parameter in self.encoder.parameters():
             parameter.requires_grad_(False)

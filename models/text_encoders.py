@@ -372,9 +372,12 @@ def _load_sentence_transformer(
 ) -> SentenceTransformerTextEncoder:
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(
-        spec.location, device=placement.device, cache_folder=options.cache_dir, local_files_only=local_only
-    )
+    from models.hub import quiet_loading
+
+    with quiet_loading():
+        model = SentenceTransformer(
+            spec.location, device=placement.device, cache_folder=options.cache_dir, local_files_only=local_only
+        )
     return SentenceTransformerTextEncoder(spec.canonical, model, placement)
 
 

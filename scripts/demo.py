@@ -35,20 +35,22 @@ def main() -> int:
     manifest = CATALOG / "catalog.csv"
     print(f"Demo catalog: {manifest} (170 product shots; see {CATALOG / 'ATTRIBUTION.md'})")
     store = str(DEMO / "store")
-    code = run("index", str(manifest), "--store", store)
+    # Captions from the attribute captioner need no extra weights: zero-shot with the store's own model.
+    code = run("index", str(manifest), "--store", store, "--caption", "attributes")
     if code != 0:
         return code
     run("info", "--store", store)
     print("\nA second run only looks at what changed:", flush=True)
     run("index", str(manifest), "--store", store, "--quiet")
-    run("search", "--store", store, "red apple", "-k", "3")
+    run("search", "--store", store, "red apple", "-k", "3", "--explain")
+    run("search", "--store", store, "kestrel shirt", "-k", "3", "--explain")  # a brand: found by words
     run("search", "--store", store, "a bag for school", "-k", "3")
     run("search", "--store", store, str(CATALOG / "images" / "guitar.jpg"), "-k", "3")
     run("search", "--store", store, "a bag", "--filter", "category=accessories", "--filter", "price=0..150", "-k", "3")
     run("similar", "--store", store, "teddy-bear", "-k", "3")
     labels = "clothing,shoes,accessories,food,drinks,kitchen,household,sports,electronics,toys,music,tools,stationery"
     run("classify", "--store", store, "--labels", labels, "--ids", "red-apple", "running-shoe", "guitar", "laptop")
-    run("eval", str(CATALOG / "eval.jsonl"), "--store", store)
+    run("eval", str(CATALOG / "eval.jsonl"), "--store", store, "--mode", "vector,lexical,hybrid")
     if args.no_serve:
         return 0
     print("\nStarting the service; open the URL below, press Ctrl-C to stop.", flush=True)

@@ -830,10 +830,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from models import list_models
+    from models.text_encoders import list_pairings
 
     infos = list_models()
+    pairings = list_pairings()
     if args.json:
-        _emit_json([{"backend": i.backend, "arch": i.arch, "tags": list(i.tags)} for i in infos])
+        _emit_json(
+            {
+                "models": [{"backend": i.backend, "arch": i.arch, "tags": list(i.tags)} for i in infos],
+                "text_encoders": [
+                    {"text": p.text, "image": p.image, "languages": p.languages, "note": p.note} for p in pairings
+                ],
+            }
+        )
         return EXIT_OK
     print(
         "Model specs: auto (default), catalens-mini (shipped, offline), ARCH:TAG (pretrained), ARCH:random, "
@@ -842,6 +851,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for info in infos:
         tags = ", ".join(info.tags) if info.tags else "(no pretrained tags; use ARCH:random or a checkpoint)"
         print(f"  {info.arch:<40} {tags}")
+    print("\nText encoders for queries (--text-encoder SPEC), each paired with the image model it was aligned to:")
+    for pairing in pairings:
+        print(f"  {pairing.text:<54} -> {pairing.image:<34} {pairing.languages}")
     return EXIT_OK
 
 

@@ -119,11 +119,14 @@ def test_unavailable_weights_give_one_paragraph_and_no_traceback(
 
 def test_models_listing(capsys: Any) -> None:
     code, out, _ = run_cli(capsys, "models", "--json")
-    models = {m["arch"]: m for m in json.loads(out)}
+    listing = json.loads(out)
+    models = {m["arch"]: m for m in listing["models"]}
     assert models["catalens-mini"]["backend"] == "mini"
     assert code == EXIT_OK and "laion2b_s34b_b79k" in models["ViT-B-32"]["tags"]
+    pairs = {p["text"]: p["image"] for p in listing["text_encoders"]}
+    assert pairs["st:sentence-transformers/clip-ViT-B-32-multilingual-v1"] == "ViT-B-32:openai"
     code, out, _ = run_cli(capsys, "models")
-    assert "ViT-B-32" in out and "hf-hub:ORG/NAME" in out
+    assert "ViT-B-32" in out and "hf-hub:ORG/NAME" in out and "clip-ViT-B-32-multilingual-v1" in out
 
 
 def _indexed(store: Path) -> int:

@@ -372,6 +372,32 @@ def test_queries_in_german_french_and_spanish_hit_the_english_index(
     assert missed > 0
 
 
+def test_cli_and_service_answer_foreign_queries_with_a_paired_text_encoder(
+    vector_store: Any, tiny_model: Any, student_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from search.api import create_app
+    from search.cli import main
+    from search.settings import Settings
+
+    teacher_vectors = tiny_model.encode_texts([phrases[0] for phrases in CATALOG.values()])
+    path = vector_store(
+        {item: (vector, {}) for item, vector in zip(CATALOG, teacher_vectors, strict=True)}, name="multi"
+    )
+    german = ["search", "rote Lederschuhe", "--store", str(path), "--mode", "vector", "--json", "-k", "1"]
+    # Unregistered pairs are refused with the rule, then accepted when the user vouches for them.
+    assert main([*german, "--text-encoder", f"st:{student_dir}"]) == 4
+    assert "allow" in capsys.readouterr().err
+    assert main([*german, "--text-encoder", f"st:{student_dir}", "--allow-unpaired"]) == 0
+    assert json.loads(capsys.readouterr().out)["hits"][0]["id"] == "shoes"
+
+    settings = Settings(store=path, text_encoder=f"st:{student_dir}", allow_unpaired_text_encoder=True)
+    with TestClient(create_app(settings)) as client:  # the service loads the store's model and pairs it
+        hits = client.get("/v1/search", params={"q": "veste en jean bleue", "mode": "vector", "k": 1}).json()["hits"]
+        assert hits[0]["id"] == "jacket"
+
+
 # -- M-CLIP ------------------------------------------------------------------------------------------------------
 
 
