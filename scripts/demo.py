@@ -35,8 +35,7 @@ def main() -> int:
     manifest = CATALOG / "catalog.csv"
     print(f"Demo catalog: {manifest} (170 product shots; see {CATALOG / 'ATTRIBUTION.md'})")
     store = str(DEMO / "store")
-    # Captions from the attribute captioner need no extra weights: zero-shot with the store's own model.
-    code = run("index", str(manifest), "--store", store, "--caption", "attributes")
+    code = run("index", str(manifest), "--store", store)
     if code != 0:
         return code
     run("info", "--store", store)
