@@ -219,6 +219,9 @@ def test_add_search_and_delete_items(service: Any, http_server: Callable[..., st
     assert client.get(body["thumbnail_url"]).status_code == 200
     fresh = client.get("/v1/search", params={"q": "x", "category": "fresh"}).json()["hits"]
     assert [h["id"] for h in fresh] == ["new/item 1"]
+    # Its words are in the full-text index as soon as the call returns (the attribute value too).
+    by_words = client.get("/v1/search", params={"q": "green", "mode": "lexical"}).json()["hits"]
+    assert [h["id"] for h in by_words] == ["new/item 1"]
 
     base = http_server({"/remote.png": (200, png(43))})
     by_url = client.post("/v1/items", data={"id": "remote", "image_url": f"{base}/remote.png"})
@@ -229,6 +232,7 @@ def test_add_search_and_delete_items(service: Any, http_server: Callable[..., st
     assert client.get("/v1/items/new%2Fitem%201").status_code == 404
     fresh = client.get("/v1/search", params={"q": "x", "category": "fresh"}).json()["hits"]
     assert fresh == []
+    assert client.get("/v1/search", params={"q": "green", "mode": "lexical"}).json()["hits"] == []
     assert client.delete("/v1/items/new%2Fitem%201").status_code == 404
 
 
