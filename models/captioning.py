@@ -43,7 +43,16 @@ from PIL import Image
 
 from models.base import ImageTextEncoder
 from models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import hub_offline, offline_requested, quiet_loading, reachable
+from models.hub import (
+    cache_locations,
+    first_line,
+    hub_offline,
+    is_download_failure,
+    offline_requested,
+    quiet_loading,
+    reachable,
+    root_cause,
+)
 
 if TYPE_CHECKING:
     from models.device import Placement
@@ -467,14 +476,14 @@ def _load_blip(spec: CaptionerSpec, options: CaptionOptions) -> BlipCaptioner:
     except ModelError:
         raise
     except Exception as error:
-        from models.openclip import _is_download_failure
-
         # transformers reports a file it could neither find in the cache nor download as an OSError (without
         # the hub's exception in the chain), so for hub models an OSError means "not available", too.
-        if not spec.local and (isinstance(error, OSError) or _is_download_failure(error)):
+        if not spec.local and (isinstance(error, OSError) or is_download_failure(error)):
             state = "the cached copy is incomplete or damaged" if local_only else "download failed"
-            raise CaptionerUnavailableError(spec, _looked_in(options), f"{state}: {_root_cause(error)}") from error
-        raise ModelLoadError(spec.canonical, f"{type(error).__name__}: {_first_line(error)}") from error
+            raise CaptionerUnavailableError(
+                spec, cache_locations(options.cache_dir), f"{state}: {root_cause(error)}"
+            ) from error
+        raise ModelLoadError(spec.canonical, f"{type(error).__name__}: {first_line(error)}") from error
     model = model.to(placement.device).eval()
     return BlipCaptioner(spec.canonical, kind, model, processor, placement, dtype, options)
 
@@ -548,29 +557,13 @@ def _check_hub_reachable(spec: CaptionerSpec, options: CaptionOptions) -> None:
 
     if offline_requested():
         raise CaptionerUnavailableError(
-            spec, _looked_in(options), "HF_HUB_OFFLINE=1 is set, so no download was attempted"
+            spec, cache_locations(options.cache_dir), "HF_HUB_OFFLINE=1 is set, so no download was attempted"
         )
     if not reachable(constants.ENDPOINT, timeout=_PROBE_TIMEOUT_S):
         host = urlparse(constants.ENDPOINT).hostname
-        raise CaptionerUnavailableError(spec, _looked_in(options), f"{host} cannot be reached from this machine")
-
-
-def _looked_in(options: CaptionOptions) -> list[str]:
-    from huggingface_hub import constants
-
-    return [options.cache_dir or str(constants.HF_HUB_CACHE)]
-
-
-def _root_cause(error: BaseException) -> str:
-    root: BaseException = error
-    while root.__cause__ is not None:
-        root = root.__cause__
-    return _first_line(root)[:200]
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise CaptionerUnavailableError(
+            spec, cache_locations(options.cache_dir), f"{host} cannot be reached from this machine"
+        )
 
 
 class BlipCaptioner:

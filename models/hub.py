@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+# Messages of loaders that wrap a failed download in a generic exception.
+DOWNLOAD_FAILURE_MARKERS = ("Failed to download", "Failed initial config/weights load from HF Hub")
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,39 @@ def quiet_loading() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def cache_locations(cache_dir: str | None) -> list[str]:
+    """Where Hugging Face weights were looked for: ``cache_dir``, or the hub cache (``HF_HOME``)."""
+    from huggingface_hub import constants
+
+    return [cache_dir or str(constants.HF_HUB_CACHE)]
+
+
+def is_download_failure(error: BaseException) -> bool:
+    """True when an exception chain says weights could not be fetched (as opposed to being broken)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        module = type(seen).__module__
+        if module.startswith(("huggingface_hub", "requests", "httpx", "urllib")):
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError):
+            return True
+        if any(marker in str(seen) for marker in DOWNLOAD_FAILURE_MARKERS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def root_cause(error: BaseException, limit: int = 200) -> str:
+    """The first line of the innermost ``raise ... from`` cause, cut to ``limit`` characters."""
+    root: BaseException = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return first_line(root)[:limit]

@@ -31,16 +31,25 @@ from PIL import Image
 from models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
 from models.device import Placement, plan_placement
 from models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import WeightSource, hf_repo_source, hub_offline, offline_requested, pretrained_source, reachable
+from models.hub import (
+    WeightSource,
+    cache_locations,
+    hf_repo_source,
+    hub_offline,
+    is_download_failure,
+    offline_requested,
+    pretrained_source,
+    reachable,
+    root_cause,
+)
 
 BACKEND = "open_clip"
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
 # Messages open_clip uses when it wraps a failed download in a RuntimeError.
-_DOWNLOAD_FAILURE_MARKERS = ("Failed to download", "Failed initial config/weights load from HF Hub")
-
-
 def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or text.endswith((".json", *_CHECKPOINT_SUFFIXES))
 
@@ -166,8 +175,8 @@ def _create(spec: ModelSpec, placement: Placement, options: LoadOptions) -> tupl
             model, _, transform = open_clip.create_model_and_transforms(name, **kwargs)
             tokenizer = open_clip.get_tokenizer(name, cache_dir=options.cache_dir)
     except Exception as e:
-        if spec.kind in ("pretrained", "hf-hub") and _is_download_failure(e):
-            raise ModelUnavailableError(spec.canonical, _looked_in(options), _describe_cause(e)) from e
+        if spec.kind in ("pretrained", "hf-hub") and is_download_failure(e):
+            raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), _describe_cause(e)) from e
         raise ModelLoadError(spec.canonical, f"{type(e).__name__}: {e}") from e
     return model, transform, tokenizer, model_cfg
 
@@ -191,7 +200,9 @@ def _check_weights_reachable(spec: ModelSpec, options: LoadOptions) -> bool:
     if source.cached:
         return True
     host = urlparse(source.url).hostname
-    raise ModelUnavailableError(spec.canonical, _looked_in(options), f"{host} cannot be reached from this machine")
+    raise ModelUnavailableError(
+        spec.canonical, cache_locations(options.cache_dir), f"{host} cannot be reached from this machine"
+    )
 
 
 def _create_from_bare_config(spec: ModelSpec, kwargs: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -214,35 +225,10 @@ def _create_from_bare_config(spec: ModelSpec, kwargs: dict[str, Any]) -> tuple[A
     return model, transform, tokenizer, model_cfg
 
 
-def _is_download_failure(error: BaseException) -> bool:
-    """True when an exception chain says the weights could not be fetched (as opposed to being broken)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        module = type(seen).__module__
-        if module.startswith(("huggingface_hub", "requests", "httpx", "urllib")):
-            return True
-        if isinstance(seen, ConnectionError | TimeoutError):
-            return True
-        if any(marker in str(seen) for marker in _DOWNLOAD_FAILURE_MARKERS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def _describe_cause(error: BaseException) -> str:
     if offline_requested():
         return "HF_HUB_OFFLINE=1 is set, so no download was attempted"
-    root: BaseException = error
-    while root.__cause__ is not None:
-        root = root.__cause__
-    text = str(root).splitlines()[0] if str(root) else type(root).__name__
-    return f"download failed: {text[:200]}"
-
-
-def _looked_in(options: LoadOptions) -> list[str]:
-    from huggingface_hub import constants
-
-    return [options.cache_dir or str(constants.HF_HUB_CACHE)]
+    return f"download failed: {root_cause(error)}"
 
 
 class OpenClipEncoder:

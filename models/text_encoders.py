@@ -43,7 +43,16 @@ from PIL import Image
 
 from models.base import ImageTextEncoder, LoadOptions
 from models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import hub_offline, offline_requested, reachable
+from models.hub import (
+    cache_locations,
+    first_line,
+    hub_offline,
+    is_download_failure,
+    offline_requested,
+    quiet_loading,
+    reachable,
+    root_cause,
+)
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, so parsing specs and pairing rules stay light
     import torch
@@ -311,13 +320,11 @@ def load_text_encoder(spec: str, options: LoadOptions | None = None) -> TextEnco
         raise
     except Exception as error:
         # The open_clip backend's classification of hub failures, shared (it belongs in models/hub.py).
-        from models.openclip import _is_download_failure
-
-        if not parsed.local and _is_download_failure(error):
-            root = _root_cause(error)
+        if not parsed.local and is_download_failure(error):
+            root = root_cause(error)
             cause = f"{'the cached copy is incomplete' if local_only else 'download failed'}: {root[:200]}"
-            raise ModelUnavailableError(parsed.canonical, _looked_in(options), cause) from error
-        raise ModelLoadError(parsed.canonical, f"{type(error).__name__}: {_first_line(error)}") from error
+            raise ModelUnavailableError(parsed.canonical, cache_locations(options.cache_dir), cause) from error
+        raise ModelLoadError(parsed.canonical, f"{type(error).__name__}: {first_line(error)}") from error
 
 
 def _check_hub_reachable(spec: _TextSpec, options: LoadOptions) -> None:
@@ -330,17 +337,11 @@ def _check_hub_reachable(spec: _TextSpec, options: LoadOptions) -> None:
 
     if offline_requested():
         cause = "HF_HUB_OFFLINE=1 is set, so no download was attempted"
-        raise ModelUnavailableError(spec.canonical, _looked_in(options), cause)
+        raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), cause)
     if not reachable(constants.ENDPOINT, timeout=_PROBE_TIMEOUT_S):
         host = urlparse(constants.ENDPOINT).hostname
         cause = f"{host} cannot be reached from this machine"
-        raise ModelUnavailableError(spec.canonical, _looked_in(options), cause)
-
-
-def _looked_in(options: LoadOptions) -> list[str]:
-    from huggingface_hub import constants
-
-    return [options.cache_dir or str(constants.HF_HUB_CACHE)]
+        raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), cause)
 
 
 def _cached_file(repo_id: str, filename: str, cache_dir: str | None) -> Path | None:
@@ -371,8 +372,6 @@ def _load_sentence_transformer(
     spec: _TextSpec, placement: Placement, options: LoadOptions, local_only: bool
 ) -> SentenceTransformerTextEncoder:
     from sentence_transformers import SentenceTransformer
-
-    from models.hub import quiet_loading
 
     with quiet_loading():
         model = SentenceTransformer(
@@ -417,7 +416,7 @@ def _mclip_file(spec: _TextSpec, names: Sequence[str], options: LoadOptions, loc
             not_cached.append(name)
     if not_cached:
         cause = f"{' or '.join(not_cached)} is neither cached nor downloadable"
-        raise ModelUnavailableError(spec.canonical, _looked_in(options), cause)
+        raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), cause)
     raise ModelLoadError(spec.canonical, f"the repository has none of {', '.join(names)}")
 
 
@@ -467,7 +466,7 @@ def _mclip_transformer(spec: _TextSpec, base_config: Any, state: dict[str, torch
     try:
         model, info = model_class.from_pretrained(None, config=base_config, state_dict=inner, output_loading_info=True)
     except (RuntimeError, ValueError) as error:  # shape mismatches
-        raise ModelLoadError(spec.canonical, f"the weights do not fit modelBase: {_first_line(error)}") from error
+        raise ModelLoadError(spec.canonical, f"the weights do not fit modelBase: {first_line(error)}") from error
     # The pooler is unused (M-CLIP mean-pools the token embeddings).
     missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
     unexpected = sorted(k for k in info["unexpected_keys"] if not k.endswith(("position_ids", "token_type_ids")))
@@ -491,20 +490,8 @@ def _mclip_projection(spec: _TextSpec, config: dict[str, Any], state: dict[str, 
     try:
         projection.load_state_dict(linear)
     except RuntimeError as error:
-        raise ModelLoadError(spec.canonical, f"the weights do not fit the config: {_first_line(error)}") from error
+        raise ModelLoadError(spec.canonical, f"the weights do not fit the config: {first_line(error)}") from error
     return projection
-
-
-def _root_cause(error: BaseException) -> str:
-    root = error
-    while root.__cause__ is not None:
-        root = root.__cause__
-    return _first_line(root)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error)
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
