@@ -780,6 +780,24 @@ class CatalogStore:
             rows = self._db.execute(f"{sql} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", (*params, limit)).fetchall()
         return [(str(r[0]), int(r[1])) for r in rows]
 
+    def attribute_names(self, limit: int = 50) -> list[tuple[str, int]]:
+        """Attribute names set on indexed items with how many items set each, the most widely set first."""
+        with self._guard:
+            rows = self._db.execute(
+                """SELECT a.key, COUNT(*) FROM items i, json_each(i.attributes) a
+                   WHERE i.status = 'indexed' GROUP BY a.key ORDER BY 2 DESC, 1 LIMIT ?""",
+                (limit,),
+            ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def price_range(self) -> tuple[float, float] | None:
+        """The lowest and highest price of the indexed items, or ``None`` when none has a price."""
+        with self._guard:
+            row = self._db.execute(
+                "SELECT MIN(price), MAX(price) FROM items WHERE status = 'indexed' AND price IS NOT NULL"
+            ).fetchone()
+        return (float(row[0]), float(row[1])) if row[0] is not None else None
+
     def get_items(self, keys: Iterable[int]) -> dict[int, StoredItem]:
         """Items by integer key (the FAISS ids); unknown keys are absent from the result."""
         keys = [int(k) for k in keys]
