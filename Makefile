@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 # torch and torchvision are pinned to the builds this project is tested with (pip finds them locally here).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-# Debian packages the tests use: Tesseract, the second OCR engine (RapidOCR, the default, ships in its wheel).
-SYSTEM_PACKAGES := tesseract-ocr
+# Debian packages the tests use: Tesseract, the second OCR engine (RapidOCR, the default, ships in its wheel),
+# and Chromium, the browser the web page's tests drive through Playwright (never a downloaded browser).
+SYSTEM_PACKAGES := tesseract-ocr chromium
 
 .PHONY: install sysdeps lint test demo bench clean
 
@@ -25,7 +26,7 @@ install: $(STAMP)
 # Installs the Debian packages when they are missing and we are root; otherwise says how, and the tests that
 # need them skip with that reason.
 sysdeps:
-	@if ! command -v tesseract >/dev/null 2>&1; then \
+	@if ! command -v tesseract >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "Installing $(SYSTEM_PACKAGES) with apt-get"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

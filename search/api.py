@@ -165,9 +165,24 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_web(app: FastAPI) -> None:
+    """The page (``web/``, shipped as ``search.web``): ``index.html`` at ``/``, its other files under ``/static``.
+
+    Both are sent with ``Cache-Control: no-cache``: browsers revalidate (a cheap 304) instead of guessing a
+    freshness lifetime, so after an upgrade the page and its JavaScript modules never mix versions.
+    """
+    from starlette.responses import Response
+    from starlette.types import Scope
+
     web = Path(str(files("search.web")))
-    app.mount("/static", StaticFiles(directory=web), name="static")
+
+    class RevalidatedFiles(StaticFiles):
+        async def get_response(self, path: str, scope: Scope) -> Response:
+            response = await super().get_response(path, scope)
+            response.headers.setdefault("Cache-Control", "no-cache")
+            return response
+
+    app.mount("/static", RevalidatedFiles(directory=web), name="static")
 
     @app.get("/", include_in_schema=False)
     def index() -> Any:
-        return FileResponse(web / "index.html", media_type="text/html")
+        return FileResponse(web / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})

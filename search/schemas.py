@@ -249,13 +249,42 @@ class FacetValue(BaseModel):
     count: int
 
 
+class FailedItemOut(BaseModel):
+    id: str
+    source: str
+    reason: str = Field(description="why the item could not be indexed")
+
+
+class PriceRangeOut(BaseModel):
+    min: float = Field(description="the lowest price of an indexed item")
+    max: float = Field(description="the highest price of an indexed item")
+
+
+class LimitsOut(BaseModel):
+    max_k: int = Field(description="the largest page size a request may ask for")
+    max_upload_bytes: int = Field(description="the largest request body accepted")
+
+
 class InfoOut(BaseModel):
     model: str
     dim: int
     items: dict[str, int]
     index_factory: str
     generation: int | None
-    facets: dict[str, list[FacetValue]]
+    index_count: int | None = Field(
+        default=None, description="searchable vectors: the index generation plus later changes"
+    )
+    facets: dict[str, list[FacetValue]] = Field(
+        description="item counts per value of category and of every attribute items share, most frequent first"
+    )
+    price_range: PriceRangeOut | None = Field(default=None, description="null when no indexed item has a price")
+    passes: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description='caption and OCR passes: {kind: {spec: items}}; "(failed)" specs failed'
+    )
+    failures: list[FailedItemOut] = Field(
+        default_factory=list, description="items that could not be indexed, most recent first (see ?failures=)"
+    )
+    limits: LimitsOut | None = None
 
 
 class ErrorOut(BaseModel):

@@ -1,15 +1,21 @@
-"""Operational routes: liveness, readiness, Prometheus metrics, store facts and facets."""
+"""Operational routes: liveness, readiness, Prometheus metrics, store facts, facets and failures."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from search.routes.deps import EngineDep
-from search.schemas import FacetValue, InfoOut
+from indexer.store import CatalogStore
+from search.routes.deps import EngineDep, SettingsDep
+from search.schemas import FacetValue, FailedItemOut, InfoOut, LimitsOut, PriceRangeOut
 
 router = APIRouter(tags=["operations"])
+
+#: Attribute facets listed by ``/v1/info`` at most (besides category), the most widely set attributes first.
+MAX_ATTRIBUTE_FACETS = 12
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -30,21 +36,41 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/info", response_model=InfoOut, summary="The store: model, counts, index, facets")
-def info(engine: EngineDep) -> InfoOut:
+@router.get("/v1/info", response_model=InfoOut, summary="The store: model, counts, index, facets, failures")
+def info(
+    engine: EngineDep,
+    settings: SettingsDep,
+    failures: Annotated[int, Query(ge=0, le=1000, description="how many failed items to list")] = 20,
+) -> InfoOut:
     store = engine.store
     manifest = store.manifest
-    attribute_names = ("color", "material", "size", "brand")
-    facets = {"category": [FacetValue(value=v, count=c) for v, c in store.facet_counts("category")]}
-    for name in attribute_names:
-        values = store.facet_counts(name)
-        if values:
-            facets[name] = [FacetValue(value=v, count=c) for v, c in values]
+    prices = store.price_range()
     return InfoOut(
         model=manifest.model,
         dim=manifest.dim,
         items=store.status_counts(),
         index_factory=manifest.index.factory if manifest.index else manifest.index_factory,
         generation=engine.generation,
-        facets=facets,
+        index_count=engine.size,
+        facets=_facets(store),
+        price_range=PriceRangeOut(min=prices[0], max=prices[1]) if prices else None,
+        passes=store.enrichment_counts(),
+        failures=[FailedItemOut(id=f.id, source=f.source, reason=f.reason) for f in store.failures(failures)]
+        if failures
+        else [],
+        limits=LimitsOut(max_k=settings.max_k, max_upload_bytes=settings.max_upload_bytes),
     )
+
+
+def _facets(store: CatalogStore) -> dict[str, list[FacetValue]]:
+    """Category counts, then value counts of every attribute the items share, the most widely set first."""
+    facets = {"category": [FacetValue(value=v, count=c) for v, c in store.facet_counts("category")]}
+    for name, _ in store.attribute_names():
+        if len(facets) > MAX_ATTRIBUTE_FACETS:
+            break
+        values = store.facet_counts(name)
+        if name == "category" or not values or values[0][0].startswith(("{", "[")):
+            continue  # a nested object or list is no value to pick
+        if values[0][1] > 1 or len(values) == 1:  # every value unique (a SKU, a URL): no use as a filter
+            facets[name] = [FacetValue(value=v, count=c) for v, c in values]
+    return facets
