@@ -29,8 +29,8 @@ sysdeps:
 	@if ! command -v tesseract >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "Installing $(SYSTEM_PACKAGES) with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-				$(SYSTEM_PACKAGES) >/dev/null; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				$(SYSTEM_PACKAGES) >/dev/null; } || echo "warning: apt-get failed; the OCR and browser tests that need them skip"; \
 		else \
 			echo "note: $(SYSTEM_PACKAGES) is missing; run: sudo apt-get install $(SYSTEM_PACKAGES)"; \
 		fi; \
