@@ -69,6 +69,11 @@ class SearchRequest(BaseModel):
     collapse_by_product: bool = False
     mode: SearchMode = Field(default="hybrid", description="vector, lexical or hybrid (both fused by rank)")
     explain: bool = Field(default=False, description="say why each hit was returned")
+    exclude_ids: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="ids never returned, e.g. the item 'more like this' starts from",
+    )
 
     @model_validator(mode="after")
     def _has_query(self) -> SearchRequest:

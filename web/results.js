@@ -11,10 +11,11 @@ const THUMB = 256;
  * A text-only query uses GET /v1/search (cacheable, shareable); words to avoid or a stored item use the
  * combined POST /v1/search; an uploaded image uses POST /v1/search/image; "more like this" alone uses
  * /similar. Filters without a query browse: the chosen category or attribute names are the query.
- * One extra hit is asked for to know whether a next page exists.
+ * One extra hit is asked for to know whether a next page exists; the item "more like this" starts from is
+ * excluded by the service (/similar and exclude_ids), so pages never repeat or skip a hit.
  */
 export async function fetchPage(state, image, signal) {
-  const k = state.k + 1 + (state.like ? 1 : 0); // the liked item itself is dropped from its own results
+  const k = state.k + 1;
   const offset = (state.page - 1) * state.k;
   const q = state.q.trim();
   const not = state.not.trim();
@@ -28,7 +29,8 @@ export async function fetchPage(state, image, signal) {
     const parts = [];
     if (state.like) parts.push({ item_id: state.like, weight: 1 });
     if (not) parts.push({ text: not, weight: -1 });
-    const body = { ...common, parts, filters: filterBody(state), mode: state.mode };
+    // The liked item is excluded by the service, so pages stay exact.
+    const body = { ...common, parts, filters: filterBody(state), mode: state.mode, exclude_ids: state.like ? [state.like] : [] };
     if (q) body.query = q;
     answer = await searchCombined(body, signal);
   } else if (q) {
@@ -36,7 +38,7 @@ export async function fetchPage(state, image, signal) {
   } else {
     answer = await searchText(browseText(state), { ...common, mode: "vector", ...filterParams(state) }, signal);
   }
-  const hits = answer.hits.filter((hit) => hit.id !== state.like);
+  const hits = answer.hits;
   return { hits: hits.slice(0, state.k), more: hits.length > state.k, offset };
 }
 

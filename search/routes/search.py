@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
@@ -47,6 +48,8 @@ def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body:
         mode=body.mode,
         explain=body.explain,
     )
+    if body.exclude_ids:
+        options = replace(options, exclude_ids=tuple(body.exclude_ids))
     parts = [QueryPart(text=body.query)] if body.query else []
     parts += [
         QueryPart(

@@ -241,6 +241,16 @@ def test_http_modes_and_explanations(vector_store: Callable[..., Path], tiny_mod
         plain = c.get("/v1/search", params={"q": "kestrel"}).json()["hits"][0]
         assert plain["explanation"] is None
 
+        # exclude_ids: the item a "more like this" starts from never shows, and pages stay exact.
+        like = {"parts": [{"item_id": "sku-0007"}, {"text": "boot"}], "exclude_ids": ["sku-0007"]}
+        whole = [h["id"] for h in c.post("/v1/search", json={**like, "k": 20}).json()["hits"]]
+        paged = [
+            h["id"]
+            for offset in (0, 10)
+            for h in c.post("/v1/search", json={**like, "k": 10, "offset": offset}).json()["hits"]
+        ]
+        assert "sku-0007" not in whole and len(whole) == 20 and paged == whole
+
         bad_mode = c.get("/v1/search", params={"q": "kestrel", "mode": "fuzzy"})
         assert bad_mode.status_code == 422
         no_words = c.get("/v1/search", params={"q": "!!!", "mode": "lexical"})
