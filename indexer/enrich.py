@@ -190,14 +190,13 @@ def _run(
     total = store.status_counts()["indexed"]
     tasks = store.enrichment_tasks(kind, spec, redo=options.redo)
     report.up_to_date = total - len(tasks)
-    sink = progress
-    if sink is not None:
-        sink.start(f"{kind} ({spec})", len(tasks))
+    if progress is not None:
+        progress.start(f"{kind} ({spec})", len(tasks))
     batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
     try:
         if vector_step is not None:
             for batch in batches:
-                _commit(store, batch, vector_step(batch), report, sink)
+                _commit(store, batch, vector_step(batch), report, progress)
         elif image_step is not None:
             with Fetcher(options.fetch) as fetcher, ThreadPoolExecutor(options.workers) as pool:
                 for batch, decoded in _decoded_batches(batches, fetcher, pool):
@@ -212,10 +211,10 @@ def _run(
                             images.append(image)
                     if readable:
                         results.update(zip((t.key for t in readable), image_step(readable, images), strict=True))
-                    _commit(store, batch, [results[t.key] for t in batch], report, sink)
+                    _commit(store, batch, [results[t.key] for t in batch], report, progress)
     finally:
-        if sink is not None:
-            sink.finish()
+        if progress is not None:
+            progress.finish()
         report.seconds = time.perf_counter() - started
     return report
 

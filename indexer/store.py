@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -532,20 +532,7 @@ class CatalogStore:
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             self._db.execute(f"DELETE FROM items_fts WHERE rowid IN ({marks})", chunk)
-            rows = self._db.execute(
-                f"""SELECT i.key, i.title, i.description, c.text, o.text, i.attributes FROM items i
-                    LEFT JOIN enrichments c ON c.item_key = i.key AND c.kind = 'caption'
-                    LEFT JOIN enrichments o ON o.item_key = i.key AND o.kind = 'ocr'
-                    WHERE i.key IN ({marks}) AND i.status = 'indexed'""",
-                chunk,
-            ).fetchall()
-            self._db.executemany(
-                f"INSERT INTO items_fts (rowid, {', '.join(FIELDS)}) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", attribute_text(json.loads(r[5] or "{}")))
-                    for r in rows
-                ],
-            )
+            _index_text(self._db, f"i.key IN ({marks})", chunk)
 
     # -- captions and OCR text -----------------------------------------------------------------------------
 
@@ -932,6 +919,25 @@ def _filter_clauses(where: ItemFilter, prefix: str = "") -> tuple[list[str], lis
     return clauses, params
 
 
+def _index_text(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:
+    """Insert the FTS rows of the indexed items matching ``where`` (SQL on ``items i``), from their fields,
+    caption and OCR text; the caller has deleted any old rows and holds the transaction."""
+    rows = db.execute(
+        f"""SELECT i.key, i.title, i.description, c.text, o.text, i.attributes FROM items i
+            LEFT JOIN enrichments c ON c.item_key = i.key AND c.kind = 'caption'
+            LEFT JOIN enrichments o ON o.item_key = i.key AND o.kind = 'ocr'
+            WHERE ({where}) AND i.status = 'indexed'""",
+        params,
+    ).fetchall()
+    db.executemany(
+        f"INSERT INTO items_fts (rowid, {', '.join(FIELDS)}) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", attribute_text(json.loads(r[5] or "{}")))
+            for r in rows
+        ],
+    )
+
+
 def _upgrade(db: sqlite3.Connection, version: int) -> None:
     """Upgrade a database step by step to :data:`SCHEMA_VERSION`, each step in one transaction.
 
@@ -943,11 +949,7 @@ def _upgrade(db: sqlite3.Connection, version: int) -> None:
         if version == 1:
             for statement in _SCHEMA_V2:
                 db.execute(statement)
-            rows = db.execute("SELECT key, title, description, attributes FROM items WHERE status = 'indexed'")
-            db.executemany(
-                f"INSERT INTO items_fts (rowid, {', '.join(FIELDS)}) VALUES (?, ?, ?, '', '', ?)",
-                [(r[0], r[1] or "", r[2] or "", attribute_text(json.loads(r[3] or "{}"))) for r in rows.fetchall()],
-            )
+            _index_text(db, "1", [])
             db.execute("PRAGMA user_version = 2")
         db.execute("COMMIT")
     except BaseException:

@@ -573,19 +573,14 @@ class SearchEngine:
         items = self.store.get_items(key for key, _ in ranked)
         skip = set(excluded.tolist())
         hits: list[Hit] = []
-        products: set[str] = set()
         for key, score in ranked:
             item = items.get(key)
             if item is None or item.status != "indexed" or key in skip:
                 continue  # deleted since the snapshot was taken
             if options.min_score is not None and score < options.min_score:
                 break
-            if options.collapse_by_product and item.product_id:
-                if item.product_id in products:
-                    continue
-                products.add(item.product_id)
             hits.append(_hit(item, score))
-        return hits
+        return _collapse(hits, options.collapse_by_product)
 
     # -- zero-shot classification --------------------------------------------------------------------------
 
