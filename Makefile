@@ -10,7 +10,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # and Chromium, the browser the web page's tests drive through Playwright (never a downloaded browser).
 SYSTEM_PACKAGES := tesseract-ocr chromium
 
-.PHONY: install sysdeps lint test demo bench clean
+.PHONY: install sysdeps lint typecheck test test-fast demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,25 @@ sysdeps:
 		fi; \
 	fi
 
-lint: install
+lint: install typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy cannot follow setuptools' package-dir mapping (catalens.models -> models/, ...), so it checks a view of the
+# installed layout made of symlinks under .cache/typecheck (see [tool.mypy] in pyproject.toml).
+TYPECHECK_VIEW := .cache/typecheck/catalens
+typecheck: install
+	@rm -rf $(TYPECHECK_VIEW) && mkdir -p $(TYPECHECK_VIEW)
+	@ln -s $(CURDIR)/catalens/__init__.py $(CURDIR)/catalens/py.typed $(TYPECHECK_VIEW)/
+	@for d in models indexer search; do ln -s $(CURDIR)/$$d $(TYPECHECK_VIEW)/$$d; done
 	$(VENV)/bin/mypy
 
 test: lint sysdeps
 	$(VENV)/bin/pytest
+
+# The development loop: lint and every test not marked slow. `make test` (and CI) still runs everything.
+test-fast: lint sysdeps
+	$(VENV)/bin/pytest -m "not slow"
 
 demo: install
 	$(PY) scripts/demo.py

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.errors import (
+from catalens.indexer.errors import (
     FetchError,
     ImageDecodeError,
     IndexBuildError,

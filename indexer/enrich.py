@@ -20,13 +20,13 @@ from typing import Any
 
 from PIL import Image
 
-from indexer.errors import ItemError
-from indexer.fetch import Fetcher, FetchOptions
-from indexer.images import decode_image
-from indexer.pipeline import ProgressSink, default_workers
-from indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
-from models.captioning import Caption, Captioner, VectorCaptioner
-from models.ocr import OcrEngine, OcrFailedError, OcrOptions, OcrResult
+from catalens.indexer.errors import ItemError
+from catalens.indexer.fetch import Fetcher, FetchOptions
+from catalens.indexer.images import decode_image
+from catalens.indexer.pipeline import ProgressSink, default_workers
+from catalens.indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
+from catalens.models.captioning import Caption, Captioner, VectorCaptioner
+from catalens.models.ocr import OcrEngine, OcrFailedError, OcrOptions, OcrResult
 
 
 @dataclass(frozen=True)

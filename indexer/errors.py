@@ -6,8 +6,10 @@ store-level problems stop it with a message the CLI can print as is.
 
 from __future__ import annotations
 
+from catalens.models.errors import CatalensError
 
-class IndexerError(Exception):
+
+class IndexerError(CatalensError):
     """Base class for every error the indexer package raises."""
 
 

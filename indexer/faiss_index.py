@@ -14,7 +14,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from indexer.errors import IndexBuildError
+from catalens.indexer.errors import IndexBuildError
 
 DEFAULT_FACTORY = "Flat"
 TRAIN_SAMPLE_MAX = 256 * 1024

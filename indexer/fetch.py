@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from indexer.errors import FetchError
+from catalens.indexer.errors import FetchError
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from indexer.errors import ImageDecodeError
+from catalens.indexer.errors import ImageDecodeError
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _MAGIC = (

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from indexer.errors import StoreLockedError
+from catalens.indexer.errors import StoreLockedError
 
 
 class WriterLock:

@@ -21,15 +21,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.errors import ItemError, StoreModelMismatchError
-from indexer.faiss_index import DEFAULT_FACTORY, build_index, validate_factory, write_index
-from indexer.fetch import Fetcher, FetchOptions
-from indexer.images import decode_image
-from indexer.lock import WriterLock
-from indexer.records import ItemRecord, ScanProblem
-from indexer.sources import Source, open_source
-from indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
-from models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
+from catalens.indexer.errors import ItemError, StoreModelMismatchError
+from catalens.indexer.faiss_index import DEFAULT_FACTORY, build_index, validate_factory, write_index
+from catalens.indexer.fetch import Fetcher, FetchOptions
+from catalens.indexer.images import decode_image
+from catalens.indexer.lock import WriterLock
+from catalens.indexer.records import ItemRecord, ScanProblem
+from catalens.indexer.sources import Source, open_source
+from catalens.indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
+from catalens.models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 
 DECODE_NICENESS = 10
 

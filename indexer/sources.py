@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from indexer.errors import SourceError
-from indexer.images import sniff_format
-from indexer.records import ItemRecord, ScanProblem
+from catalens.indexer.errors import SourceError
+from catalens.indexer.images import sniff_format
+from catalens.indexer.records import ItemRecord, ScanProblem
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")

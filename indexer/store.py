@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError
-from indexer.fsutil import atomic_write, atomic_write_text
-from indexer.lexical import FIELD_WEIGHTS, FIELDS, MARK_CLOSE, MARK_OPEN, TOKENIZER, attribute_text
-from indexer.lock import WriterLock
-from indexer.records import ItemRecord, attributes_json
+from catalens.indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError
+from catalens.indexer.fsutil import atomic_write, atomic_write_text
+from catalens.indexer.lexical import FIELD_WEIGHTS, FIELDS, MARK_CLOSE, MARK_OPEN, TOKENIZER, attribute_text
+from catalens.indexer.lock import WriterLock
+from catalens.indexer.records import ItemRecord, attributes_json
 
 #: Version 2 added captions, OCR text and the FTS5 index; version-1 stores are upgraded in place on open.
 SCHEMA_VERSION = 2
@@ -400,6 +400,20 @@ class CatalogStore:
     @property
     def manifest(self) -> StoreManifest:
         return self._manifest
+
+    def manifest_stamp(self) -> int | None:
+        """A value that changes whenever a generation is published (``None`` while no manifest exists).
+
+        Readers poll it to notice a writer's publish cheaply, without parsing the manifest.
+        """
+        try:
+            return (self.path / MANIFEST_NAME).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def read_published_manifest(self) -> StoreManifest:
+        """The manifest as published on disk now, without replacing this handle's own copy."""
+        return StoreManifest.from_json((self.path / MANIFEST_NAME).read_text(encoding="utf-8"))
 
     def reload_manifest(self) -> StoreManifest:
         """Re-read ``manifest.json`` (another process may have published a generation)."""
@@ -795,6 +809,18 @@ class CatalogStore:
             with self._guard:
                 rows = self._db.execute(f"SELECT * FROM items WHERE key IN ({marks})", chunk).fetchall()
             found.update({row["key"]: _stored_item(row) for row in rows})
+        return found
+
+    def get_items_by_id(self, item_ids: Iterable[str]) -> dict[str, StoredItem]:
+        """Items by external id, in one query per 500 ids; unknown ids are absent from the result."""
+        ids = list(dict.fromkeys(item_ids))
+        found: dict[str, StoredItem] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._guard:
+                rows = self._db.execute(f"SELECT * FROM items WHERE id IN ({marks})", chunk).fetchall()
+            found.update({row["id"]: _stored_item(row) for row in rows})
         return found
 
     def get_item(self, item_id: str) -> StoredItem | None:

@@ -6,12 +6,33 @@ This is the only package that imports torch, open_clip or transformers (lazily: 
 
 from __future__ import annotations
 
-from models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
-from models.captioning import Caption, Captioner, CaptionOptions, VectorCaptioner, list_captioners, load_captioner
-from models.errors import DeviceUnavailableError, ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.ocr import DEFAULT_OCR, OcrEngine, OcrFailedError, OcrOptions, OcrResult, OcrUnavailableError, load_ocr
-from models.registry import DEFAULT_MODEL, ModelRegistry, default_registry, list_models, load_model, parse_spec
-from models.text_encoders import PairingError, TextEncoder, list_pairings, load_text_encoder, pair_text_encoder
+from catalens.models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
+from catalens.models.captioning import (
+    Caption,
+    Captioner,
+    CaptionOptions,
+    VectorCaptioner,
+    list_captioners,
+    load_captioner,
+)
+from catalens.models.errors import (
+    DeviceUnavailableError,
+    ModelError,
+    ModelLoadError,
+    ModelUnavailableError,
+    UnknownModelError,
+)
+from catalens.models.ocr import (
+    DEFAULT_OCR,
+    OcrEngine,
+    OcrFailedError,
+    OcrOptions,
+    OcrResult,
+    OcrUnavailableError,
+    load_ocr,
+)
+from catalens.models.registry import DEFAULT_MODEL, ModelRegistry, default_registry, list_models, load_model, parse_spec
+from catalens.models.text_encoders import PairingError, TextEncoder, list_pairings, load_text_encoder, pair_text_encoder
 
 __all__ = [
     "DEFAULT_MODEL",

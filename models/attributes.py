@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from models.base import ImageTextEncoder
-from models.captioning import (
+from catalens.models.base import ImageTextEncoder
+from catalens.models.captioning import (
     VOCABULARY_HASH_LENGTH,
     Caption,
     CaptionerInfo,
@@ -50,7 +50,7 @@ from models.captioning import (
     CaptionOptions,
     MissingEncoderError,
 )
-from models.errors import ModelLoadError, UnknownModelError
+from catalens.models.errors import ModelLoadError, UnknownModelError
 
 PREFIX = "attributes"
 CATEGORY = "category"

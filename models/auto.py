@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from models.base import LoadOptions
-from models.hub import offline_requested, pretrained_source, reachable
+from catalens.models.base import LoadOptions
+from catalens.models.hub import offline_requested, pretrained_source, reachable
 
 AUTO_SPEC = "auto"
 PREFERRED_ARCH = "ViT-B-32"

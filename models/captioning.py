@@ -41,9 +41,9 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
-from models.base import ImageTextEncoder
-from models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import (
+from catalens.models.base import ImageTextEncoder
+from catalens.models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.hub import (
     cache_locations,
     first_line,
     hub_offline,
@@ -55,7 +55,7 @@ from models.hub import (
 )
 
 if TYPE_CHECKING:
-    from models.device import Placement
+    from catalens.models.device import Placement
 
 CaptionerKind = Literal["blip", "blip2", "attributes"]
 BlipKind = Literal["blip", "blip2"]
@@ -307,7 +307,7 @@ class CaptionerRegistry:
 
 def default_captioner_registry() -> CaptionerRegistry:
     """The registry with every captioner catalens ships (BLIP, BLIP-2, attributes)."""
-    from models.attributes import AttributeBackend
+    from catalens.models.attributes import AttributeBackend
 
     return CaptionerRegistry([BlipBackend(), AttributeBackend()])
 
@@ -456,7 +456,7 @@ def _choices() -> list[str]:
 def _load_blip(spec: CaptionerSpec, options: CaptionOptions) -> BlipCaptioner:
     import torch
 
-    from models.device import plan_placement
+    from catalens.models.device import plan_placement
 
     kind: BlipKind = "blip" if spec.kind == "blip" else "blip2"
     location = str(spec.location)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.errors import DeviceUnavailableError
+from catalens.models.errors import DeviceUnavailableError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,15 @@ The CLI and the HTTP service turn these into messages and exit codes; library co
 from __future__ import annotations
 
 
-class ModelError(Exception):
+class CatalensError(Exception):
+    """Base class of every error catalens raises on purpose (model, indexer and query errors alike).
+
+    It lives in the lowest layer so that :mod:`catalens.indexer` and :mod:`catalens.search` can derive from
+    it without importing upwards; ``import catalens`` re-exports it.
+    """
+
+
+class ModelError(CatalensError):
     """Base class for every error the model layer raises."""
 
 

@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
-from models.device import Placement, plan_placement
-from models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import quiet_loading
+from catalens.models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
+from catalens.models.device import Placement, plan_placement
+from catalens.models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.hub import quiet_loading
 
 BACKEND = "mini"
 NAME = "catalens-mini"

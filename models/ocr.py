@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from models.errors import ModelError, UnknownModelError
+from catalens.models.errors import ModelError, UnknownModelError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
-from models.device import Placement, plan_placement
-from models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import (
+from catalens.models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
+from catalens.models.device import Placement, plan_placement
+from catalens.models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.hub import (
     WeightSource,
     cache_locations,
     hf_repo_source,

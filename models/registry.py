@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from models.auto import AUTO_SPEC, PREFERRED, Resolution, resolve_auto
-from models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
-from models.errors import UnknownModelError
-from models.hub import reachable
+from catalens.models.auto import AUTO_SPEC, PREFERRED, Resolution, resolve_auto
+from catalens.models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
+from catalens.models.errors import UnknownModelError
+from catalens.models.hub import reachable
 
 #: The default spec for new stores: resolved per machine by :func:`models.auto.resolve_auto`.
 DEFAULT_MODEL = AUTO_SPEC
@@ -81,8 +81,8 @@ def default_registry() -> ModelRegistry:
 
     Backends are imported here, not at module import, so that importing :mod:`models` stays free of torch.
     """
-    from models.mini import MiniBackend
-    from models.openclip import OpenClipBackend
+    from catalens.models.mini import MiniBackend
+    from catalens.models.openclip import OpenClipBackend
 
     return ModelRegistry([MiniBackend(), OpenClipBackend()])
 

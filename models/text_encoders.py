@@ -41,9 +41,9 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
-from models.base import ImageTextEncoder, LoadOptions
-from models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
-from models.hub import (
+from catalens.models.base import ImageTextEncoder, LoadOptions
+from catalens.models.errors import ModelError, ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.hub import (
     cache_locations,
     first_line,
     hub_offline,
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # torch is imported when a model is loaded, so parsing specs 
     import torch
     from torch import nn
 
-    from models.device import Placement
+    from catalens.models.device import Placement
 
 TextKind = Literal["st", "mclip"]
 _KINDS: tuple[TextKind, ...] = ("st", "mclip")
@@ -302,7 +302,7 @@ def load_text_encoder(spec: str, options: LoadOptions | None = None) -> TextEnco
         ModelLoadError: a local directory (or a cached snapshot) is broken.
         DeviceUnavailableError: the requested device does not exist.
     """
-    from models.device import plan_placement
+    from catalens.models.device import plan_placement
 
     parsed = _parse(spec)
     options = options or LoadOptions()

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.errors import ModelError
-from models.openclip import OpenClipEncoder
+from catalens.models.errors import ModelError
+from catalens.models.openclip import OpenClipEncoder
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,11 @@ MODES = "vector,lexical,hybrid"
 def catalens(*args: str) -> Any:
     """Run the CLI with ``--json`` and return its parsed output."""
     done = subprocess.run(
-        [sys.executable, "-m", "search.cli", *args, "--json"], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "catalens.search.cli", *args, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"catalens {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")

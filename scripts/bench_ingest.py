@@ -34,9 +34,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.images import decode_image  # noqa: E402
-from indexer.pipeline import IndexOptions, default_workers, index_catalog  # noqa: E402
-from models import LoadOptions, load_model  # noqa: E402
+from catalens.indexer.images import decode_image  # noqa: E402
+from catalens.indexer.pipeline import IndexOptions, default_workers, index_catalog  # noqa: E402
+from catalens.models import LoadOptions, load_model  # noqa: E402
 
 
 def make_images(folder: Path, count: int, size: tuple[int, int], seed: int) -> list[Path]:

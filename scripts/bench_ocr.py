@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import make_text_catalog  # noqa: E402
 
-from models.ocr import OcrEngine, OcrOptions, OcrResult, list_ocr_engines, load_ocr  # noqa: E402
+from catalens.models.ocr import OcrEngine, OcrOptions, OcrResult, list_ocr_engines, load_ocr  # noqa: E402
 
 PUNCTUATION = ".,:;!?'\"()[]{}*_"
 

@@ -47,11 +47,11 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from indexer.pipeline import reindex  # noqa: E402
-from indexer.records import ItemRecord  # noqa: E402
-from indexer.store import CatalogStore, EmbeddedItem  # noqa: E402
-from models import LoadOptions, load_model  # noqa: E402
-from search.engine import SearchEngine, SearchOptions  # noqa: E402
+from catalens.indexer.pipeline import reindex  # noqa: E402
+from catalens.indexer.records import ItemRecord  # noqa: E402
+from catalens.indexer.store import CatalogStore, EmbeddedItem  # noqa: E402
+from catalens.models import LoadOptions, load_model  # noqa: E402
+from catalens.search.engine import SearchEngine, SearchOptions  # noqa: E402
 
 TINY_MODEL = {
     "embed_dim": 256,
@@ -139,7 +139,7 @@ def free_port() -> int:
 
 
 def start_server(store_dir: Path, port: int, device: str, log_path: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "search.cli", "serve", "--store", str(store_dir), "--host", "127.0.0.1"]
+    cmd = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store_dir), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--device", device]
     log = log_path.open("wb")
     try:

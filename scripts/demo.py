@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / ".demo"
 CATALOG = REPO / "scripts" / "data" / "demo_catalog"
-CATALENS = [sys.executable, "-m", "search.cli"]
+CATALENS = [sys.executable, "-m", "catalens.search.cli"]
 
 
 def run(*args: str) -> int:

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mini_data  # noqa: E402
 
-from indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
-from search.engine import SearchEngine  # noqa: E402
-from search.evaluation import EvalReport, evaluate, load_eval_set  # noqa: E402
+from catalens.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
+from catalens.search.engine import SearchEngine  # noqa: E402
+from catalens.search.evaluation import EvalReport, evaluate, load_eval_set  # noqa: E402
 
 PARAPHRASES = Path(__file__).resolve().parent / "data" / "mini_paraphrases.tsv"
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mini_data  # noqa: E402
 
-from models.mini import ImageTowerConfig, MiniCLIP, MiniConfig, TextTowerConfig, save_mini  # noqa: E402
+from catalens.models.mini import ImageTowerConfig, MiniCLIP, MiniConfig, TextTowerConfig, save_mini  # noqa: E402
 
 LABEL_TEMPLATES = (
     "{}",

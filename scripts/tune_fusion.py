@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from search.engine import Fusion, SearchEngine
-    from search.evaluation import evaluate, load_eval_set
+    from catalens.search.engine import Fusion, SearchEngine
+    from catalens.search.evaluation import evaluate, load_eval_set
 
     results: dict[str, dict[str, Any]] = {}
     grid = list(itertools.product(LEXICAL_WEIGHTS, RANK_CONSTANTS))

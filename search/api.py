@@ -26,15 +26,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from indexer.errors import ItemError, StoreLockedError
-from indexer.fetch import FetchOptions
-from search.catalog_writer import CatalogWriter
-from search.engine import SearchEngine
-from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
-from search.middleware import BodySizeLimit, RequestMetrics
-from search.routes import classify, items, ops
-from search.routes import search as search_routes
-from search.settings import Settings
+from catalens.indexer.errors import ItemError, StoreLockedError
+from catalens.indexer.fetch import FetchOptions
+from catalens.search.catalog_writer import CatalogWriter
+from catalens.search.engine import SearchEngine
+from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
+from catalens.search.middleware import BodySizeLimit, RequestMetrics
+from catalens.search.routes import classify, items, ops
+from catalens.search.routes import search as search_routes
+from catalens.search.settings import Settings
 
 log = logging.getLogger("catalens.service")
 
@@ -173,7 +173,7 @@ def _add_web(app: FastAPI) -> None:
     from starlette.responses import Response
     from starlette.types import Scope
 
-    web = Path(str(files("search.web")))
+    web = Path(str(files("catalens.web")))
 
     class RevalidatedFiles(StaticFiles):
         async def get_response(self, path: str, scope: Scope) -> Response:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.fetch import Fetcher, FetchOptions
-from indexer.fsutil import atomic_write
-from indexer.images import decode_image
-from indexer.pipeline import content_hash
-from indexer.records import ItemRecord
-from indexer.store import EmbeddedItem, StoredItem
-from search.engine import SearchEngine
-from search.errors import ItemNotFoundError
+from catalens.indexer.fetch import Fetcher, FetchOptions
+from catalens.indexer.fsutil import atomic_write
+from catalens.indexer.images import decode_image
+from catalens.indexer.pipeline import content_hash
+from catalens.indexer.records import ItemRecord
+from catalens.indexer.store import EmbeddedItem, StoredItem
+from catalens.search.engine import SearchEngine
+from catalens.search.errors import ItemNotFoundError
 
 API_ORIGIN = "api"
 UPLOADS_DIR = "uploads"

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from indexer.errors import IndexBuildError, ItemError, SourceError, StoreError
-from models.errors import ModelError, ModelUnavailableError
-from search.errors import SearchError
+from catalens.indexer.errors import IndexBuildError, ItemError, SourceError, StoreError
+from catalens.models.errors import ModelError, ModelUnavailableError
+from catalens.search.errors import SearchError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -269,8 +269,8 @@ def _add_ranking_options(parser: argparse.ArgumentParser, several_modes: bool = 
 
 def parse_filters(specs: Sequence[str]) -> Any:
     """Turn ``--filter`` values into an :class:`ItemFilter`; raises ``QueryError`` with the bad value."""
-    from indexer.store import ItemFilter
-    from search.errors import QueryError
+    from catalens.indexer.store import ItemFilter
+    from catalens.search.errors import QueryError
 
     categories: list[str] = []
     attributes: list[tuple[str, str]] = []
@@ -300,8 +300,8 @@ def parse_filters(specs: Sequence[str]) -> Any:
 
 def _modes(text: str, several: bool = False) -> list[Any]:
     """Parse ``--mode`` (a comma-separated list where ``several`` is allowed)."""
-    from search.engine import SEARCH_MODES
-    from search.errors import QueryError
+    from catalens.search.engine import SEARCH_MODES
+    from catalens.search.errors import QueryError
 
     modes = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in modes if m not in SEARCH_MODES]
@@ -313,7 +313,7 @@ def _modes(text: str, several: bool = False) -> list[Any]:
 
 def _fusion(args: argparse.Namespace) -> Any:
     """The hybrid fusion settings from ``--vector-weight``, ``--lexical-weight`` and ``--rrf-k``."""
-    from search.engine import Fusion
+    from catalens.search.engine import Fusion
 
     given = {
         "vector_weight": getattr(args, "vector_weight", None),
@@ -324,8 +324,8 @@ def _fusion(args: argparse.Namespace) -> Any:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from search.engine import SearchOptions
-    from search.errors import QueryError
+    from catalens.search.engine import SearchOptions
+    from catalens.search.errors import QueryError
 
     if args.offset < 0:
         raise QueryError("--offset must be 0 or more")
@@ -341,7 +341,7 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _open_engine(args: argparse.Namespace, **kwargs: Any) -> Any:
-    from search.engine import SearchEngine
+    from catalens.search.engine import SearchEngine
 
     return SearchEngine.open(
         args.store,
@@ -353,17 +353,17 @@ def _open_engine(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def _read_image(path: str) -> Any:
-    from indexer.fetch import Fetcher
-    from indexer.images import decode_image
+    from catalens.indexer.fetch import Fetcher
+    from catalens.indexer.images import decode_image
 
     with Fetcher() as fetcher:
         return decode_image(fetcher.read(path), source=path).image
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from search.engine import QueryPart
-    from search.errors import QueryError
-    from search.query_syntax import parse_query
+    from catalens.search.engine import QueryPart
+    from catalens.search.errors import QueryError
+    from catalens.search.query_syntax import parse_query
 
     terms = parse_query(args.query) if args.query else []
     if not terms and not args.image:
@@ -400,7 +400,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 def _print_hits(result: Any, as_json: bool) -> None:
     from dataclasses import asdict
 
-    from indexer.lexical import highlight_html, highlight_plain
+    from catalens.indexer.lexical import highlight_html, highlight_plain
 
     if as_json:
         hits = []
@@ -436,7 +436,7 @@ def _cut(text: str, width: int) -> str:
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    from search.errors import QueryError
+    from catalens.search.errors import QueryError
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     if not labels:
@@ -465,9 +465,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from search.engine import SearchEngine
-    from search.errors import QueryError
-    from search.evaluation import evaluate, load_eval_set
+    from catalens.search.engine import SearchEngine
+    from catalens.search.errors import QueryError
+    from catalens.search.evaluation import evaluate, load_eval_set
 
     cases = load_eval_set(args.set)
     labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
@@ -526,8 +526,8 @@ def _print_eval(reports: list[Any]) -> None:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from models.training import EpochLog, FinetuneConfig
-    from search.finetuning import FinetuneJob, run_finetune
+    from catalens.models.training import EpochLog, FinetuneConfig
+    from catalens.search.finetuning import FinetuneJob, run_finetune
 
     config = FinetuneConfig(
         epochs=args.epochs,
@@ -572,9 +572,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from search.api import create_app
-    from search.engine import SearchEngine
-    from search.settings import Settings
+    from catalens.search.api import create_app
+    from catalens.search.engine import SearchEngine
+    from catalens.search.settings import Settings
 
     settings = Settings(
         store=args.store,
@@ -606,7 +606,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         os.environ["CATALENS_TEXT_ENCODER"] = settings.text_encoder
         os.environ["CATALENS_ALLOW_UNPAIRED_TEXT_ENCODER"] = str(settings.allow_unpaired_text_encoder).lower()
     uvicorn.run(
-        "search.api:create_app_from_env",
+        "catalens.search.api:create_app_from_env",
         factory=True,
         host=args.host,
         port=args.port,
@@ -621,8 +621,8 @@ def _emit_json(payload: Any) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from indexer.pipeline import IndexOptions, index_catalog
-    from search.progress import TqdmProgress
+    from catalens.indexer.pipeline import IndexOptions, index_catalog
+    from catalens.search.progress import TqdmProgress
 
     options = IndexOptions(
         model=args.model,
@@ -650,8 +650,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 def _enrich(args: argparse.Namespace, captioner_spec: str | None, ocr_spec: str | None, progress: Any) -> list[Any]:
     """Run the caption and OCR passes asked for, under the store's writer lock; returns their reports."""
-    from indexer.enrich import EnrichOptions, caption_store, ocr_store
-    from indexer.store import CatalogStore
+    from catalens.indexer.enrich import EnrichOptions, caption_store, ocr_store
+    from catalens.indexer.store import CatalogStore
 
     if not captioner_spec and not ocr_spec:
         return []
@@ -667,8 +667,8 @@ def _enrich(args: argparse.Namespace, captioner_spec: str | None, ocr_spec: str 
 
 
 def _load_captioner(args: argparse.Namespace, spec: str, store: Any) -> Any:
-    from models import LoadOptions, default_registry
-    from models.captioning import CaptionOptions, load_captioner, parse_captioner_spec
+    from catalens.models import LoadOptions, default_registry
+    from catalens.models.captioning import CaptionOptions, load_captioner, parse_captioner_spec
 
     options = CaptionOptions(
         device=args.device,
@@ -684,7 +684,7 @@ def _load_captioner(args: argparse.Namespace, spec: str, store: Any) -> Any:
 
 
 def _load_ocr(args: argparse.Namespace, spec: str) -> Any:
-    from models.ocr import DEFAULT_OCR, OcrOptions, load_ocr
+    from catalens.models.ocr import DEFAULT_OCR, OcrOptions, load_ocr
 
     confidence = getattr(args, "min_confidence", None)
     options = OcrOptions(min_confidence=confidence) if confidence is not None else OcrOptions()
@@ -704,14 +704,14 @@ def _print_pass(report: Any) -> None:
 
 
 def _cmd_caption(args: argparse.Namespace) -> int:
-    from search.progress import TqdmProgress
+    from catalens.search.progress import TqdmProgress
 
     reports = _enrich(args, args.captioner, None, TqdmProgress(enabled=not args.quiet))
     return _finish_pass(args, reports[0])
 
 
 def _cmd_ocr(args: argparse.Namespace) -> int:
-    from search.progress import TqdmProgress
+    from catalens.search.progress import TqdmProgress
 
     reports = _enrich(args, None, args.engine, TqdmProgress(enabled=not args.quiet))
     return _finish_pass(args, reports[0])
@@ -726,8 +726,8 @@ def _finish_pass(args: argparse.Namespace, report: Any) -> int:
 
 
 def _cmd_captioners(args: argparse.Namespace) -> int:
-    from models.captioning import list_captioners
-    from models.ocr import DEFAULT_OCR, list_ocr_engines
+    from catalens.models.captioning import list_captioners
+    from catalens.models.ocr import DEFAULT_OCR, list_ocr_engines
 
     captioners = list_captioners()
     engines = list_ocr_engines()
@@ -774,7 +774,7 @@ def _print_report(report: Any) -> None:
 
 
 def _cmd_reindex(args: argparse.Namespace) -> int:
-    from indexer.pipeline import reindex
+    from catalens.indexer.pipeline import reindex
 
     state = reindex(args.store, args.index_factory)
     if args.json:
@@ -785,7 +785,7 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from indexer.store import CatalogStore
+    from catalens.indexer.store import CatalogStore
 
     with CatalogStore.open(args.store) as store:
         manifest = store.manifest
@@ -829,8 +829,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from models import list_models
-    from models.text_encoders import list_pairings
+    from catalens.models import list_models
+    from catalens.models.text_encoders import list_pairings
 
     infos = list_models()
     pairings = list_pairings()

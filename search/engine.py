@@ -28,11 +28,11 @@ import faiss
 import numpy as np
 from PIL import Image
 
-from indexer.faiss_index import read_index
-from indexer.lexical import match_expression
-from indexer.store import CatalogStore, ItemFilter, StoredItem, StoreManifest
-from models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
-from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
+from catalens.indexer.faiss_index import read_index
+from catalens.indexer.lexical import match_expression
+from catalens.indexer.store import CatalogStore, ItemFilter, StoredItem
+from catalens.models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
+from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}.",
@@ -229,7 +229,7 @@ class SearchEngine:
         # from the service's thread pool would only oversubscribe the cores and raise every request's latency.
         self._model_lock = threading.Lock()
         self._labels: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = OrderedDict()
-        self._manifest_mtime = -1
+        self._manifest_stamp: int | None = -1
         self._snapshot = self._load_snapshot()
 
     @classmethod
@@ -261,7 +261,7 @@ class SearchEngine:
             if encoder is None:
                 encoder = (registry or default_registry()).load(store.manifest.model, options)
             if text_encoder:
-                from models.text_encoders import pair_text_encoder
+                from catalens.models.text_encoders import pair_text_encoder
 
                 encoder = pair_text_encoder(encoder, text_encoder, options, allow_unpaired=allow_unpaired)
             return cls(store, encoder, fusion=fusion)
@@ -290,13 +290,11 @@ class SearchEngine:
         return self.store.vector_count()
 
     def _load_snapshot(self) -> _Snapshot:
-        manifest_path = self.store.path / "manifest.json"
-        self._manifest_mtime = manifest_path.stat().st_mtime_ns
-        manifest = self.store.reload_manifest()
-        state = manifest.index
-        index = None
-        if state is not None and (self.store.path / state.file).is_file():
-            index = read_index(self.store.path / state.file)
+        self._manifest_stamp = self.store.manifest_stamp()
+        self.store.reload_manifest()
+        state = self.store.manifest.index
+        path = self.store.index_path()
+        index = read_index(path) if path is not None and path.is_file() else None
         seq = state.seq if index is not None and state is not None else 0
         return self._with_delta(state.generation if index is not None and state else None, index, seq)
 
@@ -313,13 +311,10 @@ class SearchEngine:
         Raises:
             QueryError: the store now holds another model's vectors (rebuilt); the current snapshot stays.
         """
-        try:
-            mtime = (self.store.path / "manifest.json").stat().st_mtime_ns
-        except FileNotFoundError:
+        stamp = self.store.manifest_stamp()
+        if stamp is None or stamp == self._manifest_stamp:
             return False
-        if mtime == self._manifest_mtime:
-            return False
-        published = StoreManifest.from_json((self.store.path / "manifest.json").read_text(encoding="utf-8"))
+        published = self.store.read_published_manifest()
         if published.model != self.encoder.spec:
             raise QueryError(
                 f"the store was rebuilt with model {published.model!r}; this engine holds {self.encoder.spec!r} "
@@ -477,7 +472,7 @@ class SearchEngine:
 
     def _matched_fields(self, match: str, hits: Sequence[Hit]) -> dict[str, dict[str, str]]:
         """Per hit id, the fields ``match`` hits with a marked-up excerpt of each."""
-        keys = {item.key: item.id for item in (self.store.get_item(h.id) for h in hits) if item is not None}
+        keys = {item.key: item.id for item in self.store.get_items_by_id(h.id for h in hits).values()}
         snippets = self.store.lexical_snippets(match, keys)
         return {keys[key]: found for key, found in snippets.items()}
 
@@ -529,7 +524,7 @@ class SearchEngine:
         return SearchResult(page, options.k, options.offset, generation)
 
     def _keys_of(self, ids: Sequence[str]) -> np.ndarray:
-        keys = [item.key for item in (self.store.get_item(i) for i in ids) if item is not None]
+        keys = [item.key for item in self.store.get_items_by_id(ids).values()]
         return np.unique(np.asarray(keys, dtype=np.int64))
 
     def _exact(self, query: np.ndarray, allowed: np.ndarray) -> list[tuple[int, float]]:

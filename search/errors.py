@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from catalens.models.errors import CatalensError
 
-class SearchError(Exception):
+
+class SearchError(CatalensError):
     """Base class for query-side errors."""
 
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ItemError
-from indexer.fetch import Fetcher
-from indexer.images import decode_image
-from indexer.store import ItemFilter
-from search.engine import QueryPart, SearchEngine, SearchMode, SearchOptions
-from search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
+from catalens.indexer.errors import ItemError
+from catalens.indexer.fetch import Fetcher
+from catalens.indexer.images import decode_image
+from catalens.indexer.store import ItemFilter
+from catalens.search.engine import QueryPart, SearchEngine, SearchMode, SearchOptions
+from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 
 RECALL_AT = (1, 5, 10)
 NDCG_AT = 10

@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import ItemError
-from indexer.fetch import Fetcher
-from indexer.images import decode_image
-from indexer.store import CatalogStore, ItemFilter, StoredItem
-from models import LoadOptions, ModelError, default_registry
-from models.openclip import OpenClipEncoder, save_checkpoint
-from models.training import EpochLog, FinetuneConfig, finetune
-from search.errors import QueryError
-from search.evaluation import retrieval_metrics
+from catalens.indexer.errors import ItemError
+from catalens.indexer.fetch import Fetcher
+from catalens.indexer.images import decode_image
+from catalens.indexer.store import CatalogStore, ItemFilter, StoredItem
+from catalens.models import LoadOptions, ModelError, default_registry
+from catalens.models.openclip import OpenClipEncoder, save_checkpoint
+from catalens.models.training import EpochLog, FinetuneConfig, finetune
+from catalens.search.errors import QueryError
+from catalens.search.evaluation import retrieval_metrics
 
 DEFAULT_TEXT_TEMPLATE = "{title}. {description}"
 REPORT_NAME = "finetune.json"

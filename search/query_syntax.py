@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
-from search.errors import QueryError
+from catalens.search.errors import QueryError
 
 _WEIGHT = re.compile(r"^(?P<weight>[+-]?(?:\d+(?:\.\d*)?|\.\d+)):(?P<rest>.+)$", re.S)
 

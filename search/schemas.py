@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
-from indexer.lexical import highlight_html
-from indexer.store import Enrichment, ItemFilter, StoredItem
-from search.engine import Classification, Explanation, Hit, SearchMode, SearchResult
+from catalens.indexer.lexical import highlight_html
+from catalens.indexer.store import Enrichment, ItemFilter, StoredItem
+from catalens.search.engine import Classification, Explanation, Hit, SearchMode, SearchResult
 
 
 class Filters(BaseModel):

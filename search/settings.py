@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from search.engine import Fusion
+from catalens.search.engine import Fusion
 
 
 class Settings(BaseSettings):

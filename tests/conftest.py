@@ -64,7 +64,7 @@ def other_tiny_spec(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_spec: str) -> Any:
     """The tiny model, loaded once per session (it is stateless, so tests can share it)."""
-    from models import load_model
+    from catalens.models import load_model
 
     return load_model(tiny_spec)
 
@@ -182,9 +182,9 @@ def vector_store(tmp_path: Path, tiny_model: Any) -> Callable[..., Path]:
     Call with ``{id: (vector, fields)}`` where fields may hold product_id, title, category, price, attributes;
     returns the store directory, indexed with ``factory``.
     """
-    from indexer.pipeline import reindex
-    from indexer.records import ItemRecord
-    from indexer.store import CatalogStore, EmbeddedItem
+    from catalens.indexer.pipeline import reindex
+    from catalens.indexer.records import ItemRecord
+    from catalens.indexer.store import CatalogStore, EmbeddedItem
 
     def build(items: dict[str, tuple[Any, dict[str, Any]]], factory: str = "Flat", name: str = "vstore") -> Path:
         root = tmp_path / name

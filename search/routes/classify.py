@@ -7,9 +7,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from indexer.images import decode_image
-from search.routes.deps import EngineDep
-from search.schemas import ClassificationOut, ClassifyRequest, ClassifyResponse
+from catalens.indexer.images import decode_image
+from catalens.search.routes.deps import EngineDep
+from catalens.search.schemas import ClassificationOut, ClassifyRequest, ClassifyResponse
 
 router = APIRouter(prefix="/v1", tags=["classify"])
 

@@ -13,10 +13,10 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from search.catalog_writer import CatalogWriter
-from search.engine import SearchEngine, SearchMode, SearchOptions
-from search.schemas import Filters
-from search.settings import Settings
+from catalens.search.catalog_writer import CatalogWriter
+from catalens.search.engine import SearchEngine, SearchMode, SearchOptions
+from catalens.search.schemas import Filters
+from catalens.search.settings import Settings
 
 Links = Callable[[str], tuple[str, str]]
 

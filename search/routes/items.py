@@ -11,14 +11,14 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Respon
 from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
-from indexer.errors import ItemError
-from indexer.fetch import Fetcher, FetchOptions
-from indexer.images import decode_image
-from indexer.store import StoredItem
-from search.catalog_writer import NewItem, upload_path
-from search.errors import ItemNotFoundError
-from search.routes.deps import EngineDep, LinksDep, SettingsDep, WriterDep
-from search.schemas import ItemOut
+from catalens.indexer.errors import ItemError
+from catalens.indexer.fetch import Fetcher, FetchOptions
+from catalens.indexer.images import decode_image
+from catalens.indexer.store import StoredItem
+from catalens.search.catalog_writer import NewItem, upload_path
+from catalens.search.errors import ItemNotFoundError
+from catalens.search.routes.deps import EngineDep, LinksDep, SettingsDep, WriterDep
+from catalens.search.schemas import ItemOut
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 

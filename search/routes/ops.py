@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from indexer.store import CatalogStore
-from search.routes.deps import EngineDep, SettingsDep
-from search.schemas import FacetValue, FailedItemOut, InfoOut, LimitsOut, PriceRangeOut
+from catalens.indexer.store import CatalogStore
+from catalens.search.routes.deps import EngineDep, SettingsDep
+from catalens.search.schemas import FacetValue, FailedItemOut, InfoOut, LimitsOut, PriceRangeOut
 
 router = APIRouter(tags=["operations"])
 

@@ -9,9 +9,9 @@ import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from indexer.images import decode_image
-from search.engine import QueryPart, SearchMode
-from search.routes.deps import (
+from catalens.indexer.images import decode_image
+from catalens.search.engine import QueryPart, SearchMode
+from catalens.search.routes.deps import (
     EngineDep,
     LinksDep,
     PageQuery,
@@ -20,7 +20,7 @@ from search.routes.deps import (
     parse_attributes,
     search_options,
 )
-from search.schemas import Filters, PydanticJSONResponse, SearchRequest, SearchResponse
+from catalens.search.schemas import Filters, PydanticJSONResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
 

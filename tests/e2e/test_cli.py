@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from indexer.store import CatalogStore
-from search.cli import EXIT_FAILED, EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE, main
+from catalens.indexer.store import CatalogStore
+from catalens.search.cli import EXIT_FAILED, EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,7 +149,7 @@ def test_kill_9_then_resume_has_no_duplicates_and_no_loss(
     command = [
         sys.executable,
         "-m",
-        "search.cli",
+        "catalens.search.cli",
         "index",
         str(catalog),
         "--store",

@@ -27,7 +27,12 @@ def _free_port() -> int:
 
 def _catalens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "catalens.search.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -42,7 +47,7 @@ def served(env: dict[str, str]) -> Iterator[Callable[[Path], str]]:
 
     def serve(store: Path) -> str:
         port = _free_port()
-        command = [sys.executable, "-m", "search.cli", "serve", "--store", str(store), "--port", str(port)]
+        command = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store), "--port", str(port)]
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

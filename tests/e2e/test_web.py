@@ -69,7 +69,7 @@ def test_page_files_are_small_and_shipped() -> None:
     # Every file must match a package-data glob, or the wheel ships a page without it.
     import tomllib
 
-    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["search.web"]
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["catalens.web"]
     shipped = [p for p in WEB.iterdir() if p.is_file() and p.name != "__init__.py"]
     unshipped = [p.name for p in shipped if not any(p.match(glob) for glob in globs)]
     assert not unshipped, f"not covered by package-data: {unshipped}"
@@ -103,7 +103,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, tiny_spec: str) -> Path:
     """A small store built by the real CLI: a manifest, `catalens index`, `catalens caption --captioner attributes`."""
-    from search.cli import main
+    from catalens.search.cli import main
 
     root = tmp_path_factory.mktemp("web")
     rows = [
@@ -144,7 +144,7 @@ def base_url(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     port = _free_port()
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(REPO), "CATALENS_REFRESH_INTERVAL_S": "5"}
-    command = [sys.executable, "-m", "search.cli", "serve", "--store", str(store), "--port", str(port)]
+    command = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store), "--port", str(port)]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from search.api import create_app
-from search.engine import SearchEngine
-from search.settings import Settings
+from catalens.search.api import create_app
+from catalens.search.engine import SearchEngine
+from catalens.search.settings import Settings
 from tests.conftest import pattern_image, unit
 from tests.integration.test_engine import DIM, random_catalog
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from models.attributes import CATEGORY, Attribute, AttributeCaptioner, Vocabulary, default_vocabulary
-from models.base import ImageTextEncoder
-from models.captioning import Caption, CaptionOptions, VectorCaptioner, load_captioner
+from catalens.models.attributes import CATEGORY, Attribute, AttributeCaptioner, Vocabulary, default_vocabulary
+from catalens.models.base import ImageTextEncoder
+from catalens.models.captioning import Caption, CaptionOptions, VectorCaptioner, load_captioner
 
 KEY = (255, 0, 255)
 COLOURS = {
@@ -320,7 +320,7 @@ def simple_product(rgb: tuple[int, int, int], shape: str, size: int = 128) -> Im
 
 @pytest.fixture(scope="module")
 def mini() -> Any:
-    from models import load_model
+    from catalens.models import load_model
 
     return load_model("catalens-mini")
 

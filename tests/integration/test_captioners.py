@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.captioning import (
+from catalens.models.captioning import (
     BlipCaptioner,
     Caption,
     Captioner,
@@ -24,7 +24,7 @@ from models.captioning import (
     VectorCaptioner,
     load_captioner,
 )
-from models.errors import DeviceUnavailableError, ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.errors import DeviceUnavailableError, ModelLoadError, ModelUnavailableError, UnknownModelError
 
 _WORDS = (
     "a an the of in on with and is this what product photo question answer red green blue black white shirt "

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.pipeline import reindex
-from indexer.store import ItemFilter
-from search.catalog_writer import CatalogWriter, NewItem
-from search.engine import QueryPart, SearchEngine, SearchOptions
-from search.errors import ItemNotFoundError, QueryError
+from catalens.indexer.pipeline import reindex
+from catalens.indexer.store import ItemFilter
+from catalens.search.catalog_writer import CatalogWriter, NewItem
+from catalens.search.engine import QueryPart, SearchEngine, SearchOptions
+from catalens.search.errors import ItemNotFoundError, QueryError
 from tests.conftest import pattern_image, unit
 
 DIM = 32
@@ -234,7 +234,7 @@ def test_text_and_image_queries_use_the_model(vector_store: Any, open_engine: An
 
 
 def test_engine_refuses_a_model_other_than_the_stores(vector_store: Any, tiny_model: Any, other_tiny_spec: str) -> None:
-    from models import load_model
+    from catalens.models import load_model
 
     path = vector_store(random_catalog(5))
     with pytest.raises(QueryError, match="holds"):
@@ -244,7 +244,7 @@ def test_engine_refuses_a_model_other_than_the_stores(vector_store: Any, tiny_mo
 def test_refresh_refuses_a_store_rebuilt_with_another_model(
     vector_store: Any, open_engine: Any, other_tiny_spec: str, make_catalog: Any
 ) -> None:
-    from indexer.pipeline import IndexOptions, index_catalog
+    from catalens.indexer.pipeline import IndexOptions, index_catalog
 
     path = vector_store(random_catalog(10))
     engine = open_engine(path)

@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
-from indexer.enrich import EnrichOptions, caption_store
-from indexer.store import CatalogStore, ItemFilter
-from models.captioning import Caption
-from search.api import create_app
-from search.cli import main
-from search.engine import SearchEngine, SearchOptions
-from search.settings import Settings
+from catalens.indexer.enrich import EnrichOptions, caption_store
+from catalens.indexer.store import CatalogStore, ItemFilter
+from catalens.models.captioning import Caption
+from catalens.search.api import create_app
+from catalens.search.cli import main
+from catalens.search.engine import SearchEngine, SearchOptions
+from catalens.search.settings import Settings
 from tests.conftest import pattern_image
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
@@ -156,7 +156,7 @@ class FlakyCaptioner:
 def test_an_interrupted_caption_pass_resumes_without_duplicates_or_loss(
     tmp_path: Path, tiny_spec: str, make_catalog: Any
 ) -> None:
-    from indexer.pipeline import IndexOptions, index_catalog
+    from catalens.indexer.pipeline import IndexOptions, index_catalog
 
     store_path = tmp_path / "store"
     index_catalog(make_catalog(9), store_path, IndexOptions(model=tiny_spec))
@@ -176,7 +176,7 @@ def test_an_interrupted_caption_pass_resumes_without_duplicates_or_loss(
 def test_blip_captions_are_stored_searchable_and_incremental(
     tmp_path: Path, tiny_spec: str, text_catalog: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from models.captioning import CaptionOptions, load_captioner
+    from catalens.models.captioning import CaptionOptions, load_captioner
     from tests.integration.test_captioners import build_tiny_blip
 
     blip = build_tiny_blip(tmp_path / "tiny-blip")

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search.cli import EXIT_INPUT, EXIT_OK, main
-from search.engine import DEFAULT_TEMPLATES, SearchEngine
-from search.errors import QueryError
-from search.evaluation import evaluate, load_eval_set
+from catalens.search.cli import EXIT_INPUT, EXIT_OK, main
+from catalens.search.engine import DEFAULT_TEMPLATES, SearchEngine
+from catalens.search.errors import QueryError
+from catalens.search.evaluation import evaluate, load_eval_set
 from tests.conftest import unit
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from indexer.pipeline import IndexOptions, index_catalog
-from models import load_model
-from models.training import FinetuneConfig
-from search.cli import EXIT_INPUT, EXIT_OK, main
-from search.errors import QueryError
-from search.finetuning import FinetuneJob, item_text, run_finetune
+from catalens.indexer.pipeline import IndexOptions, index_catalog
+from catalens.models import load_model
+from catalens.models.training import FinetuneConfig
+from catalens.search.cli import EXIT_INPUT, EXIT_OK, main
+from catalens.search.errors import QueryError
+from catalens.search.finetuning import FinetuneJob, item_text, run_finetune
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 210, 30)}
 SHAPES = ("square", "circle")
@@ -101,7 +101,7 @@ def test_locked_towers_stay_unchanged(tmp_path: Path, shape_store: Path, tiny_sp
 
 
 def test_item_text_template() -> None:
-    from indexer.store import StoredItem
+    from catalens.indexer.store import StoredItem
 
     item = StoredItem(
         1,

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.pipeline import IndexOptions, index_catalog
-from indexer.store import CatalogStore, EmbeddedItem, Enrichment, ItemFilter
-from search.api import create_app
-from search.cli import main
-from search.engine import Fusion, QueryPart, SearchEngine, SearchOptions
-from search.errors import QueryError
-from search.settings import Settings
+from catalens.indexer.pipeline import IndexOptions, index_catalog
+from catalens.indexer.store import CatalogStore, EmbeddedItem, Enrichment, ItemFilter
+from catalens.search.api import create_app
+from catalens.search.cli import main
+from catalens.search.engine import Fusion, QueryPart, SearchEngine, SearchOptions
+from catalens.search.errors import QueryError
+from catalens.search.settings import Settings
 from tests.conftest import pattern_image
 from tests.integration.test_engine import DIM, random_catalog
 
@@ -113,7 +113,7 @@ def test_ocr_and_caption_text_is_searchable_explained_and_dropped_with_its_image
 
 
 def _record_of(item: Any) -> Any:
-    from indexer.records import ItemRecord
+    from catalens.indexer.records import ItemRecord
 
     return ItemRecord(id=item.id, source=item.source, origin=item.origin, title=item.title, category=item.category)
 

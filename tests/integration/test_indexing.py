@@ -12,15 +12,15 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.errors import (
+from catalens.indexer.errors import (
     IndexBuildError,
     StoreLockedError,
     StoreModelMismatchError,
     StoreVersionError,
 )
-from indexer.faiss_index import read_index, search
-from indexer.pipeline import IndexOptions, IndexReport, index_catalog, reindex
-from indexer.store import CatalogStore
+from catalens.indexer.faiss_index import read_index, search
+from catalens.indexer.pipeline import IndexOptions, IndexReport, index_catalog, reindex
+from catalens.indexer.store import CatalogStore
 from tests.conftest import pattern_image
 
 
@@ -225,7 +225,7 @@ def test_vectors_round_trip_exactly(tmp_path: Path, tiny_spec: str, tiny_model: 
     with CatalogStore.open(store) as opened:
         keys, vectors = next(opened.iter_vectors())
         ids = [opened.get_items([int(k)])[int(k)].id for k in keys]
-    from indexer.images import decode_image
+    from catalens.indexer.images import decode_image
 
     expected = tiny_model.encode_images(
         [decode_image((catalog / i).read_bytes(), draft_size=tiny_model.image_size).image for i in ids]

@@ -12,9 +12,17 @@ import pytest
 from huggingface_hub import constants
 from PIL import Image
 
-from models import LoadOptions, ModelLoadError, UnknownModelError, load_model
-from models.mini import CONFIG_NAME, WEIGHTS_NAME, ImageTowerConfig, MiniCLIP, MiniConfig, TextTowerConfig, save_mini
-from search.cli import EXIT_OK, main
+from catalens.models import LoadOptions, ModelLoadError, UnknownModelError, load_model
+from catalens.models.mini import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    ImageTowerConfig,
+    MiniCLIP,
+    MiniConfig,
+    TextTowerConfig,
+    save_mini,
+)
+from catalens.search.cli import EXIT_OK, main
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_IMAGES = REPO / "scripts" / "data" / "demo_catalog" / "images"

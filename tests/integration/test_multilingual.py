@@ -21,8 +21,15 @@ import numpy as np
 import pytest
 import torch
 
-from models import ImageTextEncoder, LoadOptions, ModelLoadError, ModelUnavailableError, UnknownModelError, load_model
-from models.text_encoders import (
+from catalens.models import (
+    ImageTextEncoder,
+    LoadOptions,
+    ModelLoadError,
+    ModelUnavailableError,
+    UnknownModelError,
+    load_model,
+)
+from catalens.models.text_encoders import (
     PairedEncoder,
     PairingError,
     TextEncoder,
@@ -34,7 +41,7 @@ from models.text_encoders import (
     pairing_for,
     parse_text_encoder_spec,
 )
-from search.engine import SearchEngine, SearchOptions
+from catalens.search.engine import SearchEngine, SearchOptions
 from tests.conftest import pattern_image
 
 # (en, de, fr, es) product phrases; the index's items are the English ones.
@@ -190,7 +197,7 @@ def test_a_directory_that_is_no_text_model_is_rejected(tmp_path: Path) -> None:
 
 
 def test_registered_pairings_name_real_image_specs() -> None:
-    from models import parse_spec
+    from catalens.models import parse_spec
 
     pairings = list_pairings()
     assert {p.text for p in pairings} >= {
@@ -224,7 +231,8 @@ def test_registered_text_models_pair_only_with_their_image_model() -> None:
 def test_specs_and_rules_need_no_torch() -> None:
     """Settings validation and ``--help`` can parse text encoder specs without importing torch."""
     code = (
-        "import sys, models.text_encoders as t; t.check_pairing('clip-ViT-B-32-multilingual-v1', 'ViT-B-32:openai'); "
+        "import sys, catalens.models.text_encoders as t; "
+        "t.check_pairing('clip-ViT-B-32-multilingual-v1', 'ViT-B-32:openai'); "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
@@ -284,7 +292,7 @@ def test_a_hub_model_that_is_not_cached_fails_fast_offline(tmp_path: Path, spec:
 def test_hf_hub_offline_fails_without_probing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
-    import models.text_encoders as text_encoders
+    import catalens.models.text_encoders as text_encoders
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(text_encoders, "reachable", lambda *a, **k: pytest.fail("probed the hub"))
@@ -377,9 +385,9 @@ def test_cli_and_service_answer_foreign_queries_with_a_paired_text_encoder(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from search.api import create_app
-    from search.cli import main
-    from search.settings import Settings
+    from catalens.search.api import create_app
+    from catalens.search.cli import main
+    from catalens.search.settings import Settings
 
     teacher_vectors = tiny_model.encode_texts([phrases[0] for phrases in CATALOG.values()])
     path = vector_store(

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from models.errors import ModelError, UnknownModelError
-from models.ocr import (
+from catalens.models.errors import ModelError, UnknownModelError
+from catalens.models.ocr import (
     DEFAULT_OCR,
     OcrEngine,
     OcrFailedError,

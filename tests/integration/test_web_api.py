@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.store import CatalogStore, FailedItem
-from search.api import create_app
-from search.engine import SearchEngine
-from search.settings import Settings
+from catalens.indexer.store import CatalogStore, FailedItem
+from catalens.search.api import create_app
+from catalens.search.engine import SearchEngine
+from catalens.search.settings import Settings
 from tests.conftest import pattern_image
 from tests.integration.test_engine import DIM
 

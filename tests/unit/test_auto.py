@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from models.auto import FALLBACK, PREFERRED, resolve_auto
-from models.base import LoadOptions
-from models.mini import MiniBackend
-from models.openclip import OpenClipBackend
-from models.registry import ModelRegistry
+from catalens.models.auto import FALLBACK, PREFERRED, resolve_auto
+from catalens.models.base import LoadOptions
+from catalens.models.mini import MiniBackend
+from catalens.models.openclip import OpenClipBackend
+from catalens.models.registry import ModelRegistry
 
 REPO_ID = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 

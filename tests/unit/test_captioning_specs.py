@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from models.attributes import (
+from catalens.models.attributes import (
     CATEGORY,
     Attribute,
     Vocabulary,
@@ -18,7 +18,7 @@ from models.attributes import (
     merge_vocabulary,
     read_vocabulary,
 )
-from models.captioning import (
+from catalens.models.captioning import (
     CaptionerSpec,
     CaptionOptions,
     MissingEncoderError,
@@ -26,7 +26,7 @@ from models.captioning import (
     load_captioner,
     parse_captioner_spec,
 )
-from models.errors import ModelError, ModelLoadError, UnknownModelError
+from catalens.models.errors import ModelError, ModelLoadError, UnknownModelError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,8 +113,8 @@ def test_vocabulary_specs_carry_the_content_hash(tmp_path: Path, monkeypatch: py
 
 def test_importing_the_captioners_does_not_import_torch() -> None:
     code = (
-        "import sys, models.captioning, models.attributes\n"
-        "models.captioning.parse_captioner_spec('blip'); models.captioning.list_captioners()\n"
+        "import sys, catalens.models.captioning, catalens.models.attributes\n"
+        "catalens.models.captioning.parse_captioner_spec('blip'); catalens.models.captioning.list_captioners()\n"
         "heavy = [m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from search.evaluation import classification_metrics, first_relevant_rank, ndcg, retrieval_metrics
+from catalens.search.evaluation import classification_metrics, first_relevant_rank, ndcg, retrieval_metrics
 
 
 def test_retrieval_metrics_by_hand() -> None:

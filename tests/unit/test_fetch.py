@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from indexer.errors import FetchError
-from indexer.fetch import Fetcher, FetchOptions
+from catalens.indexer.errors import FetchError
+from catalens.indexer.fetch import Fetcher, FetchOptions
 
 FAST = FetchOptions(max_bytes=1000, timeout_s=2.0, retries=2, backoff_s=0.01)
 

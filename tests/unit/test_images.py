@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.errors import ImageDecodeError
-from indexer.images import decode_image, sniff_format
+from catalens.indexer.errors import ImageDecodeError
+from catalens.indexer.images import decode_image, sniff_format
 from tests.conftest import pattern_image
 
 

@@ -1,39 +1,121 @@
-"""The generic import names must resolve to this distribution, not to another installed package."""
+"""One import package: catalens installs exactly ``catalens`` and works beside a user's own packages."""
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
+import catalens
+
 REPO = Path(__file__).resolve().parents[2]
+#: Each folder of the repository and the import package it becomes (pyproject.toml's package-dir).
+MAPPED = {
+    "catalens": "catalens",
+    "models": "catalens.models",
+    "indexer": "catalens.indexer",
+    "search": "catalens.search",
+    "web": "catalens.web",
+}
 
 
-@pytest.mark.parametrize("package", ["models", "indexer", "search"])
-def test_package_resolves_to_this_distribution(package: str) -> None:
+@pytest.mark.parametrize(("folder", "package"), sorted(MAPPED.items()))
+def test_each_folder_is_a_package_of_catalens(folder: str, package: str) -> None:
     module = importlib.import_module(package)
     assert module.__file__ is not None
-    assert Path(module.__file__).resolve().parent == REPO / package
+    assert Path(module.__file__).resolve().parent == REPO / folder
 
 
 def test_console_script_points_at_cli() -> None:
     entry_points = importlib.metadata.distribution("catalens").entry_points
     scripts = {ep.name: ep.value for ep in entry_points if ep.group == "console_scripts"}
-    assert scripts["catalens"] == "search.cli:main"
+    assert scripts["catalens"] == "catalens.search.cli:main"
 
 
-def test_web_page_ships_with_the_search_package() -> None:
+def test_web_page_ships_as_catalens_web() -> None:
     from importlib.resources import files
 
-    assert (files("search.web") / "index.html").is_file()
+    assert (files("catalens.web") / "index.html").is_file()
 
 
-def test_importing_models_does_not_import_torch() -> None:
-    import subprocess
-    import sys
+def test_the_flat_public_api() -> None:
+    expected = {
+        "index_catalog", "reindex", "IndexOptions", "IndexReport",
+        "SearchEngine", "SearchOptions", "SearchResult", "QueryPart", "ItemFilter",
+        "CatalogStore", "load_model", "list_models", "DEFAULT_MODEL",
+        "CatalensError", "ModelError", "UnknownModelError", "IndexerError", "StoreError", "SearchError", "QueryError",
+    }  # fmt: skip
+    assert expected <= set(catalens.__all__)
+    for name in catalens.__all__:
+        assert getattr(catalens, name) is not None, name
+    # One base class catches every error catalens raises on purpose, from every layer.
+    for error in (catalens.ModelError, catalens.IndexerError, catalens.SearchError):
+        assert issubclass(error, catalens.CatalensError)
+    assert issubclass(catalens.UnknownModelError, ValueError) and issubclass(catalens.QueryError, ValueError)
 
-    code = "import sys, models, indexer.store; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+
+def test_importing_catalens_does_not_import_torch() -> None:
+    code = (
+        "import sys, catalens, catalens.indexer.store, catalens.search.engine\n"
+        "heavy = [m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_works_in_a_folder_with_its_own_models_and_search_packages(tmp_path: Path) -> None:
+    """A shop's project often has ``models/`` and ``search/`` of its own; neither may shadow catalens."""
+    for name in ("models", "search", "indexer", "web"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"OWNER = 'user {name}'\n")
+    code = (
+        "import models, search, catalens\n"
+        "from catalens.models import list_models\n"
+        "from catalens.search.engine import SearchEngine\n"
+        "assert models.OWNER == 'user models' and search.OWNER == 'user search'\n"
+        "assert any(info.arch == 'catalens-mini' for info in list_models())\n"
+        "assert catalens.SearchEngine is SearchEngine\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def _package_files() -> set[str]:
+    """Every file the wheel must carry, named as it is inside the wheel."""
+    wanted: set[str] = set()
+    for folder, package in MAPPED.items():
+        root = REPO / folder
+        for path in root.rglob("*.py"):
+            if "__pycache__" not in path.parts:
+                wanted.add(package.replace(".", "/") + "/" + path.relative_to(root).as_posix())
+    wanted |= {f"catalens/web/{p.name}" for p in (REPO / "web").iterdir() if p.suffix in {".html", ".js", ".css"}}
+    wanted.add("catalens/models/weights/catalens-mini/" + next((REPO / "models/weights/catalens-mini").iterdir()).name)
+    return wanted
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_only_catalens(tmp_path: Path) -> None:
+    """The built wheel holds one top-level package (plus its dist-info) and every module of every folder.
+
+    This also catches a new subpackage forgotten in pyproject's explicit ``packages`` list.
+    """
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), REPO],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("catalens-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    top_level = {name.split("/")[0] for name in names}
+    assert {t for t in top_level if not t.endswith(".dist-info")} == {"catalens"}
+    missing = _package_files() - names
+    assert not missing, f"pyproject.toml's packages list misses: {sorted(missing)[:10]}"
+    assert not any(name.startswith(("catalens/tests", "catalens/scripts")) for name in names)

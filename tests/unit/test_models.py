@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import ImageTextEncoder, LoadOptions, ModelUnavailableError, load_model
-from models.openclip import save_checkpoint
+from catalens.models import ImageTextEncoder, LoadOptions, ModelUnavailableError, load_model
+from catalens.models.openclip import save_checkpoint
 from tests.conftest import pattern_image
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import SourceError
-from indexer.records import ItemRecord, ScanProblem
-from indexer.sources import FolderSource, ManifestSource, open_source
+from catalens.indexer.errors import SourceError
+from catalens.indexer.records import ItemRecord, ScanProblem
+from catalens.indexer.sources import FolderSource, ManifestSource, open_source
 from tests.conftest import pattern_image
 
 

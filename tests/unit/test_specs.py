@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models import UnknownModelError, list_models, parse_spec
+from catalens.models import UnknownModelError, list_models, parse_spec
 
 
 def test_pretrained_tag() -> None:
