@@ -21,7 +21,6 @@ Classification: top-1 and top-5 accuracy, and per-label precision, recall and su
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,11 +31,13 @@ from catalens.indexer.errors import ItemError
 from catalens.indexer.fetch import Fetcher
 from catalens.indexer.images import decode_image
 from catalens.indexer.store import ItemFilter
+from catalens.models.training.metrics import NDCG_AT as NDCG_AT
+from catalens.models.training.metrics import RECALL_AT as RECALL_AT
+from catalens.models.training.metrics import first_relevant_rank as first_relevant_rank
+from catalens.models.training.metrics import ndcg as ndcg
+from catalens.models.training.metrics import retrieval_metrics as retrieval_metrics
 from catalens.search.engine import QueryPart, SearchEngine, SearchMode, SearchOptions
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
-
-RECALL_AT = (1, 5, 10)
-NDCG_AT = 10
 
 
 @dataclass(frozen=True)
@@ -165,33 +166,6 @@ def _retrieval_case(source: Path, number: int, row: dict[str, Any]) -> Retrieval
 
 
 # -- metrics on rankings (pure functions) ------------------------------------------------------------------
-
-
-def first_relevant_rank(ranking: Sequence[str], relevant: set[str]) -> int | None:
-    """1-based rank of the first relevant id, or ``None`` when none is in the ranking."""
-    for rank, item_id in enumerate(ranking, start=1):
-        if item_id in relevant:
-            return rank
-    return None
-
-
-def ndcg(ranking: Sequence[str], relevant: set[str], k: int = NDCG_AT) -> float:
-    """Binary-relevance nDCG@k."""
-    dcg = sum(1.0 / math.log2(rank + 1) for rank, item in enumerate(ranking[:k], start=1) if item in relevant)
-    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
-    return dcg / ideal if ideal else 0.0
-
-
-def retrieval_metrics(rankings: Sequence[Sequence[str]], relevants: Sequence[set[str]]) -> dict[str, float]:
-    """recall@1/5/10, MRR and nDCG@10 averaged over queries."""
-    n = len(rankings)
-    if n == 0:
-        return {}
-    ranks = [first_relevant_rank(r, rel) for r, rel in zip(rankings, relevants, strict=True)]
-    metrics = {f"recall@{k}": sum(1 for rank in ranks if rank is not None and rank <= k) / n for k in RECALL_AT}
-    metrics["mrr"] = sum(1.0 / rank for rank in ranks if rank is not None) / n
-    metrics[f"ndcg@{NDCG_AT}"] = sum(ndcg(r, rel) for r, rel in zip(rankings, relevants, strict=True)) / n
-    return {name: round(value, 6) for name, value in metrics.items()}
 
 
 def classification_metrics(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from catalens.indexer.finetune import FinetuneJob, item_text, run_finetune
 from catalens.indexer.pipeline import IndexOptions, index_catalog
 from catalens.models import load_model
-from catalens.models.training import FinetuneConfig
+from catalens.models.training import FinetuneConfig, FinetuneError
 from catalens.search.cli import EXIT_INPUT, EXIT_OK, main
-from catalens.search.errors import QueryError
-from catalens.search.finetuning import FinetuneJob, item_text, run_finetune
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 210, 30)}
 SHAPES = ("square", "circle")
@@ -127,9 +129,32 @@ def test_item_text_template() -> None:
 
 
 def test_bad_jobs(tmp_path: Path, shape_store: Path, capsys: Any) -> None:
-    with pytest.raises(QueryError, match="held-out"):
+    with pytest.raises(FinetuneError, match="held-out"):
         run_finetune(FinetuneJob(shape_store, tmp_path / "x", heldout_fraction=1.5))
-    with pytest.raises(QueryError, match="too few"):
+    with pytest.raises(FinetuneError, match="too few"):
         run_finetune(FinetuneJob(shape_store, tmp_path / "x", text_template="{missing_field}"))
     code = main(["finetune", "--store", str(shape_store), "--out", str(tmp_path / "y"), "--heldout", "0"])
     assert code == EXIT_INPUT and "held-out" in capsys.readouterr().err
+
+
+def _imported_modules(path: str) -> set[str]:
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return names | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+
+
+def test_the_job_sits_below_the_query_side_and_the_training_code_in_the_model_layer() -> None:
+    import catalens.indexer.finetune
+    import catalens.models.training
+
+    job = _imported_modules(catalens.indexer.finetune.__file__)
+    assert not {m for m in job if m.startswith("catalens.search")}, job
+    for module in Path(catalens.models.training.__file__).parent.glob("*.py"):
+        imported = _imported_modules(str(module))
+        assert not {m for m in imported if m.startswith(("catalens.indexer", "catalens.search"))}, (module, imported)
+
+
+def test_the_training_types_import_without_torch() -> None:
+    code = "import sys, catalens.models.training\nassert 'torch' not in sys.modules\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

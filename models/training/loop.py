@@ -1,9 +1,11 @@
 """Contrastive fine-tuning of an open_clip model on image–text pairs (the training half of `catalens finetune`).
 
-The caller supplies preprocessed pixels, texts and a held-out scoring function; this module owns the torch
-side: tower locking (open_clip's LiT-style ``lock_image_tower`` / ``lock_text_tower``), the symmetric
-InfoNCE loss (open_clip's ``ClipLoss``), AdamW, mixed precision on CUDA, early stopping on the held-out
-score, and restoring the best weights at the end.
+The caller (the catalog job, ``catalens.indexer.finetune``) supplies preprocessed pixels, texts and a
+held-out scoring function; this module owns the torch side: tower locking (open_clip's LiT-style
+``lock_image_tower`` / ``lock_text_tower``), the symmetric InfoNCE loss (open_clip's ``ClipLoss``), AdamW,
+mixed precision on CUDA, early stopping on the held-out score, and restoring the best weights at the end.
+torch is imported only when training starts, so the recipe and log types (and the metrics beside them)
+can be imported by the CLI and by ``catalens eval`` without it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from catalens.models.errors import ModelError
-from catalens.models.openclip import OpenClipEncoder
+
+if TYPE_CHECKING:
+    from catalens.models.openclip import OpenClipEncoder
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class FinetuneConfig:
 
 @dataclass
 class EpochLog:
+    """One epoch: its mean training loss, the held-out score after it, and its wall time."""
+
     epoch: int
     train_loss: float
     heldout_score: float
@@ -96,6 +101,7 @@ def finetune(
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:
         raise ModelError("every parameter is locked: unlock a tower or raise --trainable-blocks")
+    import torch
     from open_clip.loss import ClipLoss
 
     device = encoder.device

@@ -1,4 +1,8 @@
-"""`catalens finetune`: contrastive fine-tuning of a store's model on the store's own image–text pairs.
+"""The fine-tuning job (`catalens finetune`): contrastive fine-tuning of a store's model on its own image–text pairs.
+
+A catalog job like indexing, so it lives in the indexer: it selects the store's items, builds their texts,
+decodes their images, trains with the model layer's loop (:mod:`catalens.models.training`), evaluates, and
+saves a checkpoint. It is no part of answering queries and imports nothing from ``catalens.search``.
 
 Texts come from the items' fields through a template (``"{title}. {description}"`` by default; any of
 ``id``, ``product_id``, ``title``, ``description``, ``category``, ``price`` and attribute names). The
@@ -27,9 +31,17 @@ from catalens.indexer.images import decode_image
 from catalens.indexer.store import CatalogStore, ItemFilter, StoredItem
 from catalens.models import LoadOptions, ModelError, default_registry
 from catalens.models.openclip import OpenClipEncoder, save_checkpoint
-from catalens.models.training import EpochLog, FinetuneConfig, finetune
-from catalens.search.errors import QueryError
-from catalens.search.evaluation import retrieval_metrics
+from catalens.models.training import EpochLog, FinetuneConfig, FinetuneError, finetune, retrieval_metrics
+
+__all__ = [
+    "DEFAULT_TEXT_TEMPLATE",
+    "REPORT_NAME",
+    "FinetuneError",
+    "FinetuneJob",
+    "FinetuneReport",
+    "item_text",
+    "run_finetune",
+]
 
 DEFAULT_TEXT_TEMPLATE = "{title}. {description}"
 REPORT_NAME = "finetune.json"
@@ -60,6 +72,8 @@ class FinetuneJob:
 
 @dataclass
 class FinetuneReport:
+    """What a run did: pair counts, held-out metrics before and after, the per-epoch log, skipped items."""
+
     model: str
     checkpoint: str
     train_pairs: int
@@ -98,10 +112,11 @@ def run_finetune(job: FinetuneJob, on_epoch: Callable[[EpochLog], None] | None =
     Raises:
         StoreNotFoundError: no store.
         ModelError: the model cannot be loaded, or is not an open_clip model.
-        QueryError: too few usable items, or a bad template.
+        FinetuneError: a held-out fraction outside (0, 1), a template that cannot be filled, or too few usable
+            items.
     """
     if not 0 < job.heldout_fraction < 1:
-        raise QueryError("the held-out fraction must lie between 0 and 1")
+        raise FinetuneError("the held-out fraction must lie between 0 and 1")
     with CatalogStore.open(job.store) as store:
         keys = store.matching_keys(ItemFilter())
         items = list(store.get_items(keys.tolist()).values())
@@ -112,12 +127,12 @@ def run_finetune(job: FinetuneJob, on_epoch: Callable[[EpochLog], None] | None =
     try:
         texts_by_item = {item.id: item_text(item, job.text_template) for item in items}
     except (KeyError, ValueError, IndexError) as e:
-        raise QueryError(f"bad --text-template {job.text_template!r}: {e}") from None
+        raise FinetuneError(f"bad --text-template {job.text_template!r}: {e}") from None
     usable, pixels, skipped = _load_pixels(encoder, [i for i in items if texts_by_item[i.id]])
     skipped += [f"{i.id}: empty text from the template" for i in items if not texts_by_item[i.id]]
     train, held = _split(usable, job.heldout_fraction, job.training.seed)
     if len(train) < 2 or len(held) < 2:
-        raise QueryError(
+        raise FinetuneError(
             f"too few usable items to fine-tune ({len(usable)}); need at least 2 for training and 2 held out"
         )
     train_pixels = pixels[[usable.index(i) for i in train]]
