@@ -22,13 +22,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from catalens.indexer.errors import ItemError, StoreModelMismatchError
-from catalens.indexer.faiss_index import DEFAULT_FACTORY, build_index, validate_factory, write_index
 from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.images import decode_image
 from catalens.indexer.lock import WriterLock
 from catalens.indexer.records import ItemRecord, ScanProblem
 from catalens.indexer.sources import Source, open_source
 from catalens.indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
+from catalens.indexer.vectors import DEFAULT_FACTORY, create_index, validate_factory
 from catalens.models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 
 DECODE_NICENESS = 10
@@ -256,8 +256,9 @@ def _publish(store: CatalogStore, factory: str, sink: ProgressSink) -> IndexStat
     seq = store.current_seq()
     count = store.vector_count()
     sink.start("building index", count)
-    index = build_index(factory, store.manifest.dim, store.iter_vectors, count)
-    state = store.publish_index(lambda path: write_index(index, path), factory, count, seq)
+    index = create_index(factory, store.manifest.dim)
+    index.build(store.iter_vectors, count)
+    state = store.publish_index(index.save, factory, count, seq)
     sink.advance(count)
     sink.finish()
     return state

@@ -254,3 +254,15 @@ def test_refresh_refuses_a_store_rebuilt_with_another_model(
     # The engine keeps answering from the generation it holds instead of failing every query.
     assert engine.generation == 1
     assert engine.search_vector(unit(np.ones(DIM)), SearchOptions(k=3)).generation == 1
+
+
+def test_a_backend_prefixed_factory_answers_like_the_bare_one(vector_store: Any, open_engine: Any) -> None:
+    catalog = random_catalog(200)
+    bare = open_engine(vector_store(catalog, factory="IVF4,Flat", name="bare"))
+    prefixed = open_engine(vector_store(catalog, factory="faiss:IVF4,Flat", name="prefixed"))
+    assert prefixed.store.manifest.index_factory == "faiss:IVF4,Flat"
+    query = unit(np.random.default_rng(4).normal(size=DIM))
+    for where in (ItemFilter(), ItemFilter(categories=("rare",))):
+        options = SearchOptions(k=12, where=where)
+        expected = [(h.id, h.score) for h in bare.search_vector(query, options).hits]
+        assert [(h.id, h.score) for h in prefixed.search_vector(query, options).hits] == expected

@@ -18,9 +18,9 @@ from catalens.indexer.errors import (
     StoreModelMismatchError,
     StoreVersionError,
 )
-from catalens.indexer.faiss_index import read_index, search
 from catalens.indexer.pipeline import IndexOptions, IndexReport, index_catalog, reindex
 from catalens.indexer.store import CatalogStore
+from catalens.indexer.vectors.faiss_backend import FaissIndex
 from tests.conftest import pattern_image
 
 
@@ -31,14 +31,14 @@ def _index(source: Path, store: Path, spec: str, **options: Any) -> IndexReport:
 def _top_hits(store_dir: Path, model: Any, images: list[Any], k: int = 3) -> list[list[str]]:
     with CatalogStore.open(store_dir) as store:
         path = store.index_path()
-        assert path is not None
-        index = read_index(path)
+        assert path is not None and store.manifest.index is not None
+        index = FaissIndex.load(path, store.manifest.index.factory)
         try:  # probe every IVF list: these tests check contents, not approximate recall
-            ivf = faiss.extract_index_ivf(index)
+            ivf = faiss.extract_index_ivf(index.native)
             ivf.nprobe = ivf.nlist
         except RuntimeError:
             pass
-        _, keys = search(index, model.encode_images(images), k)
+        _, keys, _ = index.search(model.encode_images(images), k)
         items = store.get_items(int(key) for key in keys.ravel() if key >= 0)
         return [[items[int(key)].id for key in row if key >= 0] for row in keys]
 
@@ -231,3 +231,10 @@ def test_vectors_round_trip_exactly(tmp_path: Path, tiny_spec: str, tiny_model: 
         [decode_image((catalog / i).read_bytes(), draft_size=tiny_model.image_size).image for i in ids]
     )
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
+
+
+def test_unknown_index_backend_is_refused_with_the_choices(tmp_path: Path, tiny_spec: str, make_catalog: Any) -> None:
+    with pytest.raises(IndexBuildError, match="choose one of: faiss") as caught:
+        _index(make_catalog(2), tmp_path / "store", tiny_spec, index_factory="annoy:trees=10")
+    assert isinstance(caught.value, ValueError)
+    assert not (tmp_path / "store" / "manifest.json").exists()

@@ -1,0 +1,60 @@
+"""The query engine: text, image and combined queries, similar items and zero-shot classification.
+
+Queries run in one of three modes: ``vector`` (cosine similarity of embeddings), ``lexical`` (BM25 over the
+store's FTS5 index of titles, descriptions, attributes, captions and OCR text) or ``hybrid`` (the default:
+both lists fused by reciprocal rank, so a brand name printed on a box and a visual description both count).
+Image-only and item-only queries have no words, so hybrid answers them from vectors alone.
+
+Modules, one concern each: ``types`` (queries, options, hits, results), ``snapshot`` (the index generation a
+query searches, and its refresh), ``embedding`` (query parts to a vector), ``retrieval`` (the vector and the
+lexical lists), ``fusion`` (hybrid ranking), ``classification`` (zero-shot labels) and ``facade``
+(:class:`SearchEngine`, which composes them).
+"""
+
+from __future__ import annotations
+
+from catalens.search.engine.classification import DEFAULT_TEMPLATES, MAX_LABELS, Classifier
+from catalens.search.engine.embedding import QueryEmbedder
+from catalens.search.engine.facade import SearchEngine
+from catalens.search.engine.fusion import FusedRanking, fusion_depth, reciprocal_rank_fusion
+from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, MAX_WIDENING, LexicalRetriever, VectorRetriever
+from catalens.search.engine.snapshot import Snapshot, Snapshots
+from catalens.search.engine.types import (
+    SEARCH_MODES,
+    Classification,
+    Explanation,
+    Fusion,
+    Hit,
+    Prediction,
+    QueryPart,
+    SearchMode,
+    SearchOptions,
+    SearchResult,
+)
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "EXACT_FILTER_LIMIT",
+    "MAX_LABELS",
+    "MAX_WIDENING",
+    "SEARCH_MODES",
+    "Classification",
+    "Classifier",
+    "Explanation",
+    "FusedRanking",
+    "Fusion",
+    "Hit",
+    "LexicalRetriever",
+    "Prediction",
+    "QueryEmbedder",
+    "QueryPart",
+    "SearchEngine",
+    "SearchMode",
+    "SearchOptions",
+    "SearchResult",
+    "Snapshot",
+    "Snapshots",
+    "VectorRetriever",
+    "fusion_depth",
+    "reciprocal_rank_fusion",
+]

@@ -1,0 +1,259 @@
+"""The :class:`SearchEngine`: one object that answers every kind of query over one store and one model.
+
+It composes small collaborators, one per concern: :class:`Snapshots` (the generation being searched and its
+refresh), :class:`QueryEmbedder` (query parts to a vector), :class:`VectorRetriever` and
+:class:`LexicalRetriever` (the two ranked lists), :func:`reciprocal_rank_fusion` (hybrid ranking) and
+:class:`Classifier` (zero-shot labels). The engine itself only dispatches by mode and pages results.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+from PIL import Image
+
+from catalens.indexer.lexical import match_expression
+from catalens.indexer.store import CatalogStore
+from catalens.models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
+from catalens.search.engine.classification import Classifier
+from catalens.search.engine.embedding import QueryEmbedder
+from catalens.search.engine.fusion import fusion_depth, reciprocal_rank_fusion
+from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, LexicalRetriever, VectorRetriever
+from catalens.search.engine.snapshot import Snapshots
+from catalens.search.engine.types import (
+    Classification,
+    Fusion,
+    Prediction,
+    QueryPart,
+    SearchOptions,
+    SearchResult,
+    check_page,
+    collapse,
+)
+from catalens.search.errors import QueryError
+
+
+class SearchEngine:
+    """Answers queries over one store with one loaded model; safe to share between threads.
+
+    Attributes:
+        store: the catalog store (the engine reads it; writers go through :class:`CatalogWriter`).
+        encoder: the model the store's vectors were made with (or a text encoder paired with it).
+        fusion: the hybrid fusion settings used when a query does not give its own; may be replaced.
+    """
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        encoder: ImageTextEncoder,
+        *,
+        exact_filter_limit: int = EXACT_FILTER_LIMIT,
+        search_threads: int = 1,
+        fusion: Fusion | None = None,
+    ) -> None:
+        """
+        Args:
+            store: an open store; the engine does not close it unless :meth:`close` is called.
+            encoder: must have the spec the store's vectors were made with.
+            exact_filter_limit: filters matching at most this many items are scored exactly.
+            search_threads: threads each vector-index search may use.
+            fusion: hybrid fusion settings (the measured defaults if ``None``).
+
+        Raises:
+            QueryError: the encoder is not the store's model.
+        """
+        if encoder.spec != store.manifest.model:
+            raise QueryError(f"the store holds {store.manifest.model!r} vectors, the model is {encoder.spec!r}")
+        self.store = store
+        self.encoder = encoder
+        self.fusion = fusion or Fusion()
+        model_lock = threading.Lock()  # one forward pass at a time, for queries and labels alike
+        self._embedder = QueryEmbedder(store, encoder, model_lock)
+        self._classifier = Classifier(encoder, model_lock)
+        self._vectors = VectorRetriever(store, exact_limit=exact_filter_limit, search_threads=search_threads)
+        self._lexical = LexicalRetriever(store)
+        self._snapshots = Snapshots(store, encoder.spec)
+
+    @classmethod
+    def open(
+        cls,
+        store_path: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        registry: ModelRegistry | None = None,
+        encoder: ImageTextEncoder | None = None,
+        fusion: Fusion | None = None,
+        text_encoder: str | None = None,
+        allow_unpaired: bool = False,
+    ) -> SearchEngine:
+        """Open a store and load the model its vectors were made with.
+
+        Args:
+            text_encoder: a text-encoder spec to answer text queries with instead of the model's own text
+                tower, e.g. a multilingual model aligned to the store's image tower (see
+                :mod:`models.text_encoders` for the pairing rules).
+            allow_unpaired: accept a text encoder not registered as aligned to the store's model.
+
+        Raises:
+            StoreNotFoundError, StoreVersionError, StoreCorruptError, ModelError.
+        """
+        store = CatalogStore.open(store_path)
+        try:
+            options = LoadOptions(device=device)
+            if encoder is None:
+                encoder = (registry or default_registry()).load(store.manifest.model, options)
+            if text_encoder:
+                from catalens.models.text_encoders import pair_text_encoder
+
+                encoder = pair_text_encoder(encoder, text_encoder, options, allow_unpaired=allow_unpaired)
+            return cls(store, encoder, fusion=fusion)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- generations -------------------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int | None:
+        return self._snapshots.current.generation
+
+    @property
+    def size(self) -> int:
+        """Items searchable now (the store's vectors; the snapshot plus its delta covers exactly these)."""
+        return self.store.vector_count()
+
+    def refresh(self) -> bool:
+        """Swap in a newly published index generation, if there is one; returns whether it did.
+
+        In-flight queries keep the snapshot they started with.
+
+        Raises:
+            QueryError: the store now holds another model's vectors (rebuilt); the current snapshot stays.
+        """
+        return self._snapshots.refresh()
+
+    def apply_changes(self) -> None:
+        """Pick up items added or removed in the store since the snapshot (after this process's writes)."""
+        self._snapshots.apply_changes()
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    def embed_query(self, parts: Sequence[QueryPart]) -> np.ndarray:
+        """Combine weighted parts into one unit query vector.
+
+        Raises:
+            QueryError: no parts, a part with nothing in it, or parts that cancel out.
+            ItemNotFoundError, ItemNotIndexedError: an ``item_id`` part names no usable item.
+        """
+        return self._embedder.embed(parts)
+
+    def item_vector(self, item_id: str) -> np.ndarray:
+        """The stored embedding of an item.
+
+        Raises:
+            ItemNotFoundError, ItemNotIndexedError.
+        """
+        return self._embedder.item_vector(item_id)
+
+    def search(self, parts: Sequence[QueryPart], options: SearchOptions | None = None) -> SearchResult:
+        """Search with a (combined) query; see :class:`SearchOptions` for the mode, paging and filters.
+
+        The lexical side searches the words of the positively weighted text parts; a query without words
+        is answered from vectors in hybrid mode.
+
+        Raises:
+            QueryError: a bad query or options, or lexical mode without words.
+            ItemNotFoundError, ItemNotIndexedError: an ``item_id`` part names no usable item.
+        """
+        options = options or SearchOptions()
+        check_page(options)
+        words = " ".join(p.text for p in parts if p.text and p.text.strip() and p.weight > 0)
+        match = match_expression(words) if words else None
+        if options.mode == "lexical":
+            if match is None:
+                raise QueryError("lexical search needs words to look for; use the vector or hybrid mode")
+            page = self._lexical.page(match, options)
+            return SearchResult(page, options.k, options.offset, self._snapshots.current.generation)
+        if options.mode == "hybrid" and match is not None:
+            return self._search_hybrid(self.embed_query(parts), match, options)
+        return self.search_vector(self.embed_query(parts), options)
+
+    def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
+        return self.search([QueryPart(text=text)], options)
+
+    def similar(self, item_id: str, options: SearchOptions | None = None) -> SearchResult:
+        """Items most like a stored item, the item itself excluded."""
+        options = options or SearchOptions()
+        exclude = (*options.exclude_ids, item_id)
+        return self.search_vector(self.item_vector(item_id), replace(options, exclude_ids=exclude))
+
+    def search_vector(self, query: np.ndarray, options: SearchOptions | None = None) -> SearchResult:
+        """Rank items by cosine similarity to a unit query vector (whatever ``options.mode`` says)."""
+        options = options or SearchOptions()
+        check_page(options)
+        snap = self._snapshots.current
+        return SearchResult(self._vectors.page(snap, query, options), options.k, options.offset, snap.generation)
+
+    def _search_hybrid(self, query: np.ndarray, match: str, options: SearchOptions) -> SearchResult:
+        """Fuse the vector and the lexical lists by reciprocal rank, then collapse and page the fused list."""
+        fusion = options.fusion or self.fusion
+        depth = fusion_depth(fusion, options)
+        snap = self._snapshots.current
+        listed = replace(options, k=depth, offset=0, collapse_by_product=False, explain=False)
+        fused = reciprocal_rank_fusion(
+            self._vectors.page(snap, query, listed), self._lexical.ranked(match, options, depth), fusion, depth
+        )
+        page = collapse(fused.hits, options.collapse_by_product)[options.offset : options.need]
+        if options.explain:
+            page = fused.explain(page, self._lexical.matched_fields(match, page))
+        return SearchResult(page, options.k, options.offset, snap.generation)
+
+    # -- zero-shot classification --------------------------------------------------------------------------
+
+    def label_vectors(self, labels: Sequence[str], templates: Sequence[str] | None = None) -> np.ndarray:
+        """One unit vector per label: the mean of its prompt-template embeddings (cached per label set).
+
+        Raises:
+            QueryError: no labels, duplicate or empty labels, or a template without ``{}``.
+        """
+        return self._classifier.label_vectors(labels, templates)
+
+    def classify_vectors(
+        self,
+        vectors: np.ndarray,
+        labels: Sequence[str],
+        templates: Sequence[str] | None = None,
+        top_k: int = 3,
+    ) -> list[list[Prediction]]:
+        """Zero-shot predictions for image vectors: softmax over ``logit_scale * cosine``."""
+        return self._classifier.classify_vectors(vectors, labels, templates, top_k)
+
+    def classify_items(
+        self, item_ids: Sequence[str], labels: Sequence[str], templates: Sequence[str] | None = None, top_k: int = 3
+    ) -> list[Classification]:
+        """Classify stored items by id.
+
+        Raises:
+            ItemNotFoundError, ItemNotIndexedError: for the first unusable id.
+        """
+        vectors = np.stack([self.item_vector(i) for i in item_ids]) if item_ids else np.zeros((0, self.encoder.dim))
+        return self._classifier.classify_items(item_ids, vectors, labels, templates, top_k)
+
+    def classify_image(
+        self, image: Image.Image, labels: Sequence[str], templates: Sequence[str] | None = None, top_k: int = 3
+    ) -> Classification:
+        """Zero-shot predictions for an uploaded image (its ``id`` is ``None``)."""
+        return self._classifier.classify_image(image, labels, templates, top_k)

@@ -1,0 +1,118 @@
+"""What a query searches: an immutable snapshot of one index generation plus the store's changes after it.
+
+A :class:`Snapshot` pairs the loaded index of the store's current generation with its *delta*: the items
+embedded since the index was built (searched exactly) and the keys to hide in the index (removed or
+re-embedded since). Queries take a reference to the snapshot once and use only it, so :class:`Snapshots`
+can swap in a new generation at any moment without failing or mixing an in-flight query.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from catalens.indexer.store import CatalogStore
+from catalens.indexer.vectors import IndexRegistry, VectorIndex, default_index_registry
+from catalens.search.errors import QueryError
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One generation's index and the changes made after it was built.
+
+    Attributes:
+        generation: the published generation, ``None`` before the first publish (or with its file missing).
+        index: the generation's loaded index, ``None`` with it.
+        seq: the store's change sequence the index was built at (0 without an index).
+        delta_keys, delta_vectors: items (re-)embedded after ``seq``, searched exactly.
+        hidden: keys to skip in ``index``: removed or re-embedded after it was built.
+    """
+
+    generation: int | None
+    index: VectorIndex | None
+    seq: int
+    delta_keys: np.ndarray
+    delta_vectors: np.ndarray
+    hidden: np.ndarray
+
+    @property
+    def index_count(self) -> int:
+        """Vectors in the index (hidden ones included)."""
+        return self.index.size if self.index is not None else 0
+
+    @property
+    def size(self) -> int:
+        """Vectors in the index and the delta together: an upper bound on what a search can return."""
+        return self.index_count + len(self.delta_keys)
+
+
+class Snapshots:
+    """Holds the current :class:`Snapshot` of one store and swaps in new generations under a lock.
+
+    Readers use :attr:`current` without locking: the reference is replaced atomically and a snapshot is
+    never changed once made.
+    """
+
+    def __init__(self, store: CatalogStore, model: str, registry: IndexRegistry | None = None) -> None:
+        """
+        Args:
+            store: the store to follow.
+            model: the model spec of the engine's encoder; a store rebuilt with another model is refused.
+            registry: the vector-index backends to load generations with (the default one if ``None``).
+        """
+        self._store = store
+        self._model = model
+        self._registry = registry or default_index_registry()
+        self._lock = threading.Lock()
+        self._manifest_stamp: int | None = -1
+        self._current = self._load()
+
+    @property
+    def current(self) -> Snapshot:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Swap in a newly published index generation, if there is one; returns whether it did.
+
+        In-flight queries keep the snapshot they started with.
+
+        Raises:
+            QueryError: the store now holds another model's vectors (rebuilt); the current snapshot stays.
+        """
+        stamp = self._store.manifest_stamp()
+        if stamp is None or stamp == self._manifest_stamp:
+            return False
+        published = self._store.read_published_manifest()
+        if published.model != self._model:
+            raise QueryError(
+                f"the store was rebuilt with model {published.model!r}; this engine holds {self._model!r} "
+                "and keeps serving its current generation: restart the service to serve the new model"
+            )
+        with self._lock:
+            before = self._current.generation
+            self._current = self._load()
+            return self._current.generation != before
+
+    def apply_changes(self) -> None:
+        """Pick up items added or removed in the store since the snapshot (after this process's writes)."""
+        with self._lock:
+            snap = self._current
+            self._current = self._with_delta(snap.generation, snap.index, snap.seq)
+
+    def _load(self) -> Snapshot:
+        self._manifest_stamp = self._store.manifest_stamp()
+        self._store.reload_manifest()
+        state = self._store.manifest.index
+        path = self._store.index_path()
+        index = None
+        if state is not None and path is not None and path.is_file():
+            index = self._registry.load(path, state.factory)
+        seq = state.seq if index is not None and state is not None else 0
+        return self._with_delta(state.generation if index is not None and state else None, index, seq)
+
+    def _with_delta(self, generation: int | None, index: VectorIndex | None, seq: int) -> Snapshot:
+        keys, vectors, removed = self._store.changes_since(seq)
+        hidden = np.union1d(removed, keys) if index is not None else np.zeros(0, dtype=np.int64)
+        return Snapshot(generation, index, seq, keys, vectors, hidden)
