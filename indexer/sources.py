@@ -13,15 +13,18 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_type_hints
 
 from catalens.indexer.errors import SourceError
 from catalens.indexer.images import sniff_format
-from catalens.indexer.records import ItemRecord, ScanProblem
+from catalens.indexer.records import CatalogFields, ItemRecord, ScanProblem
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
-KNOWN_COLUMNS = ("id", "image", "product_id", "title", "description", "category", "price")
+#: Catalog fields (those typed ``str | None``) that a manifest column of the same name fills as plain text;
+#: ``price`` is parsed as a number, and every column not known here becomes an attribute.
+TEXT_FIELDS: tuple[str, ...] = tuple(name for name, kind in get_type_hints(CatalogFields).items() if kind == str | None)
+KNOWN_COLUMNS = ("id", "image", *TEXT_FIELDS, "price")
 ScanEntry = ItemRecord | ScanProblem
 
 
@@ -194,17 +197,9 @@ class ManifestSource:
             if key not in KNOWN_COLUMNS and key != "attributes" and key and value not in (None, ""):
                 attributes[key] = value
         source, stat = self._locate(image)
+        texts: dict[str, Any] = {name: _text(row.get(name)) for name in TEXT_FIELDS}
         return ItemRecord(
-            id=item_id,
-            source=source,
-            origin=self.origin,
-            stat=stat,
-            product_id=_text(row.get("product_id")),
-            title=_text(row.get("title")),
-            description=_text(row.get("description")),
-            category=_text(row.get("category")),
-            price=price,
-            attributes=attributes,
+            id=item_id, source=source, origin=self.origin, stat=stat, price=price, attributes=attributes, **texts
         )
 
     def _locate(self, image: str) -> tuple[str, str | None]:

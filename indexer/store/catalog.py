@@ -1,0 +1,375 @@
+"""``CatalogStore``: the one object callers use to open, read and write a store directory.
+
+It owns the SQLite connection, the lock that serialises its use across threads, and the manifest; each
+method delegates the SQL to the module of its concern (items, vectors, enrichments, full-text, generations)
+and decides the transaction: every write method is one ``BEGIN IMMEDIATE`` transaction, and the full-text
+rows of what it changed are rewritten inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from catalens.indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError
+from catalens.indexer.fsutil import atomic_write
+from catalens.indexer.lock import WriterLock
+from catalens.indexer.records import ItemRecord
+from catalens.indexer.store import enrichments, filters, fulltext, generations, items, vectors
+from catalens.indexer.store.enrichments import Enrichment, EnrichmentKind, EnrichmentTask
+from catalens.indexer.store.filters import ItemFilter
+from catalens.indexer.store.fulltext import LexicalMatch
+from catalens.indexer.store.generations import INDEX_DIR
+from catalens.indexer.store.items import EmbeddedItem, FailedItem, ItemState, StoredItem
+from catalens.indexer.store.manifest import (
+    MANIFEST_NAME,
+    IndexState,
+    StoreManifest,
+    manifest_stamp,
+    read_manifest,
+    write_manifest,
+)
+from catalens.indexer.store.schema import DB_NAME, SCHEMA_VERSION, UPGRADABLE_VERSIONS, open_database
+from catalens.indexer.store.sql import Transaction, now
+
+LOCK_NAME = "writer.lock"
+
+
+class CatalogStore:
+    """A store directory opened for reading and, under :meth:`writer_lock`, writing.
+
+    Use :meth:`create` or :meth:`open`; close with :meth:`close` or a ``with`` block.
+    """
+
+    def __init__(self, path: Path, manifest: StoreManifest) -> None:
+        self.path = path
+        self._manifest = manifest
+        self._guard = threading.RLock()
+        self._db = open_database(path / DB_NAME, str(path))
+
+    # -- opening -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` holds a store (a manifest)."""
+        return (Path(path) / MANIFEST_NAME).is_file()
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], model: str, dim: int, index_factory: str = "Flat") -> CatalogStore:
+        """Create an empty store (the directory may exist, but must not hold a store yet)."""
+        root = Path(path).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / INDEX_DIR).mkdir(exist_ok=True)
+        manifest = StoreManifest(SCHEMA_VERSION, model, int(dim), index_factory, now())
+        store = cls(root, manifest)
+        store._write_manifest(manifest)
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> CatalogStore:
+        """Open an existing store, upgrading an older schema version in place.
+
+        Raises:
+            StoreNotFoundError: no manifest at ``path``.
+            StoreVersionError: the schema version is neither this catalens's nor one it can upgrade.
+            StoreCorruptError: the manifest or database cannot be read.
+        """
+        root = Path(path).expanduser().resolve()
+        if not (root / MANIFEST_NAME).is_file():
+            raise StoreNotFoundError(str(path))
+        try:
+            manifest = read_manifest(root)
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreCorruptError(str(path), f"{MANIFEST_NAME} is unreadable ({e})") from e
+        if manifest.schema_version != SCHEMA_VERSION and manifest.schema_version not in UPGRADABLE_VERSIONS:
+            raise StoreVersionError(str(path), manifest.schema_version, SCHEMA_VERSION)
+        try:
+            store = cls(root, manifest)
+        except sqlite3.DatabaseError as e:
+            raise StoreCorruptError(str(path), f"{DB_NAME} is unreadable ({e})") from e
+        if manifest.schema_version != SCHEMA_VERSION:
+            # The database was upgraded when it was connected; the manifest follows once that committed.
+            store._write_manifest(replace(manifest, schema_version=SCHEMA_VERSION))
+        return store
+
+    def close(self) -> None:
+        with self._guard:
+            self._db.close()
+
+    def __enter__(self) -> CatalogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def writer_lock(self) -> WriterLock:
+        """The lock every writer holds; a second writer fails fast with :class:`StoreLockedError`."""
+        return WriterLock(self.path / LOCK_NAME, str(self.path))
+
+    # -- manifest ----------------------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> StoreManifest:
+        return self._manifest
+
+    def manifest_stamp(self) -> int | None:
+        """A value that changes whenever a generation is published (``None`` while no manifest exists).
+
+        Readers poll it to notice a writer's publish cheaply, without parsing the manifest.
+        """
+        return manifest_stamp(self.path)
+
+    def read_published_manifest(self) -> StoreManifest:
+        """The manifest as published on disk now, without replacing this handle's own copy."""
+        return read_manifest(self.path)
+
+    def reload_manifest(self) -> StoreManifest:
+        """Re-read ``manifest.json`` (another process may have published a generation)."""
+        self._manifest = read_manifest(self.path)
+        return self._manifest
+
+    def _write_manifest(self, manifest: StoreManifest) -> None:
+        write_manifest(self.path, manifest)
+        self._manifest = manifest
+
+    def reset_model(self, model: str, dim: int) -> None:
+        """Switch the store to another model: every vector is dropped, so every item is embedded again."""
+        with self._guard, self._transaction():
+            self._db.execute("DELETE FROM vectors")
+        self._write_manifest(replace(self._manifest, model=model, dim=int(dim)))
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)
+
+    def write_batch(
+        self,
+        embedded: Iterable[EmbeddedItem] = (),
+        failed: Iterable[tuple[FailedItem, ItemRecord | None]] = (),
+        touched: Iterable[ItemRecord] = (),
+    ) -> None:
+        """Write one batch of results in a single transaction, so a crash keeps all of it or none.
+
+        Args:
+            embedded: items to insert or update with their vectors (for the store's model).
+            failed: failures, with the record when the source described the item; their vectors are dropped.
+            touched: items whose image is unchanged but whose metadata or file stat may have changed.
+        """
+        stamp = now()
+        with self._guard, self._transaction():
+            seq = generations.next_seq(self._db)
+            changed = items.write_items(self._db, self._manifest.model, stamp, seq, embedded, failed, touched)
+            fulltext.sync_text(self._db, changed)
+
+    def delete_items(self, ids: Iterable[str]) -> int:
+        """Delete items (and, by cascade, their vectors) by external id; returns how many existed."""
+        wanted = list(ids)
+        with self._guard, self._transaction():
+            seq = generations.next_seq(self._db)
+            deleted = items.delete_items(self._db, wanted, seq)
+            fulltext.sync_text(self._db, deleted)
+        return len(deleted)
+
+    # -- captions and OCR text -----------------------------------------------------------------------------
+
+    def enrichment_tasks(self, kind: EnrichmentKind, spec: str, *, redo: bool = False) -> list[EnrichmentTask]:
+        """Indexed items that ``spec`` has not yet done for their current image, in key order.
+
+        Args:
+            kind: ``caption`` or ``ocr``.
+            spec: the captioner or OCR engine about to run; items done by another spec are due again.
+            redo: every indexed item, done or not.
+        """
+        with self._guard:
+            return enrichments.enrichment_tasks(self._db, kind, spec, redo)
+
+    def write_enrichments(self, results: Iterable[tuple[int, Enrichment]]) -> int:
+        """Store captions or OCR results and refresh those items' full-text rows, in one transaction.
+
+        A result for an item that was deleted, or whose image changed, while it was being processed is
+        dropped (it describes pixels the store no longer has). Returns how many were stored.
+        """
+        stamp = now()
+        with self._guard, self._transaction():
+            written = enrichments.write_enrichments(self._db, results, stamp)
+            fulltext.sync_text(self._db, written)
+        return len(written)
+
+    def enrichments_for(self, keys: Iterable[int]) -> dict[int, dict[str, Enrichment]]:
+        """Captions and OCR results by item key, then by kind; items without any are absent."""
+        wanted = [int(k) for k in keys]
+        with self._guard:
+            return enrichments.enrichments_of(self._db, wanted)
+
+    def enrichment_counts(self) -> dict[str, dict[str, int]]:
+        """Per kind and spec, how many indexed items are done and how many failed: ``{kind: {spec: n}}``.
+
+        Failures are counted under ``"<spec> (failed)"``.
+        """
+        with self._guard:
+            return enrichments.enrichment_counts(self._db)
+
+    # -- full-text search ------------------------------------------------------------------------------------
+
+    def lexical_search(self, match: str, where: ItemFilter, limit: int) -> list[LexicalMatch]:
+        """The best ``limit`` full-text matches of an FTS5 MATCH expression among items passing ``where``.
+
+        Args:
+            match: an expression from :func:`indexer.lexical.match_expression`.
+            where: the same metadata filter vector search takes.
+            limit: how many matches to return, best first.
+        """
+        with self._guard:
+            return fulltext.lexical_search(self._db, match, where, limit)
+
+    def lexical_snippets(self, match: str, keys: Iterable[int], tokens: int = 12) -> dict[int, dict[str, str]]:
+        """For each key, the fields ``match`` hits with a short marked-up excerpt of each (see LexicalMatch)."""
+        wanted = [int(k) for k in keys]
+        with self._guard:
+            return fulltext.lexical_snippets(self._db, match, wanted, tokens)
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def item_states(self, origin: str | None = None) -> dict[str, ItemState]:
+        """Every item's skip-decision state, keyed by external id (optionally only those of one origin)."""
+        with self._guard:
+            return items.item_states(self._db, self._manifest.model, origin)
+
+    def status_counts(self) -> dict[str, int]:
+        """Item counts by status (``indexed``, ``failed``)."""
+        with self._guard:
+            return items.status_counts(self._db)
+
+    def failures(self, limit: int = 100) -> list[FailedItem]:
+        """Failed items with their reasons, most recent first."""
+        with self._guard:
+            return items.failures(self._db, limit)
+
+    def matching_keys(self, where: ItemFilter) -> np.ndarray:
+        """Keys of the indexed items that satisfy ``where``, sorted (int64)."""
+        with self._guard:
+            return filters.matching_keys(self._db, where)
+
+    def facet_counts(self, name: str, limit: int = 50) -> list[tuple[str, int]]:
+        """Indexed-item counts per value of ``category`` or of one attribute, most frequent first."""
+        with self._guard:
+            return filters.facet_counts(self._db, name, limit)
+
+    def attribute_names(self, limit: int = 50) -> list[tuple[str, int]]:
+        """Attribute names set on indexed items with how many items set each, the most widely set first."""
+        with self._guard:
+            return filters.attribute_names(self._db, limit)
+
+    def price_range(self) -> tuple[float, float] | None:
+        """The lowest and highest price of the indexed items, or ``None`` when none has a price."""
+        with self._guard:
+            return filters.price_range(self._db)
+
+    def get_items(self, keys: Iterable[int]) -> dict[int, StoredItem]:
+        """Items by integer key (the FAISS ids); unknown keys are absent from the result."""
+        wanted = [int(k) for k in keys]
+        with self._guard:
+            return {item.key: item for item in items.items_by(self._db, "key", wanted)}
+
+    def get_items_by_id(self, item_ids: Iterable[str]) -> dict[str, StoredItem]:
+        """Items by external id, in one query per 500 ids; unknown ids are absent from the result."""
+        wanted = list(dict.fromkeys(item_ids))
+        with self._guard:
+            return {item.id: item for item in items.items_by(self._db, "id", wanted)}
+
+    def get_item(self, item_id: str) -> StoredItem | None:
+        """One item by external id."""
+        with self._guard:
+            return items.get_item(self._db, item_id)
+
+    def size_on_disk(self) -> int:
+        """Bytes used by every file in the store directory."""
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    # -- vectors -----------------------------------------------------------------------------------------
+
+    def vector_count(self) -> int:
+        """How many items have a vector for the store's model."""
+        with self._guard:
+            return vectors.vector_count(self._db, self._manifest.model)
+
+    def iter_vectors(self, chunk_size: int = 16384) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream ``(keys int64 (n,), vectors float32 (n, dim))`` for the store's model, in key order.
+
+        Chunked by key ranges so that building an index over millions of items never holds all rows at once.
+        """
+        last = -1
+        while True:
+            with self._guard:
+                rows = vectors.vectors_after(self._db, self._manifest.model, last, chunk_size)
+            if not rows:
+                return
+            keys, found = vectors.unpack(rows, self._manifest.dim)
+            last = int(keys[-1])
+            yield keys, found
+
+    def vectors_for(self, keys: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the given item keys (those that have one), as ``(keys, vectors)``."""
+        wanted = [int(k) for k in keys]
+        with self._guard:
+            rows = vectors.vectors_of(self._db, self._manifest.model, wanted)
+        return vectors.unpack(rows, self._manifest.dim)
+
+    # -- index generations ------------------------------------------------------------------------------
+
+    def index_path(self) -> Path | None:
+        """The current generation's index file, or ``None`` before the first publish."""
+        index = self._manifest.index
+        return self.path / index.file if index else None
+
+    def current_seq(self) -> int:
+        """The change sequence: it increases with every write transaction."""
+        with self._guard:
+            return generations.current_seq(self._db)
+
+    def changes_since(self, seq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What changed after an index generation was built at change sequence ``seq``.
+
+        Returns:
+            ``(keys, vectors, removed)``: items (re-)embedded since, with their vectors, and keys whose
+            vectors were removed since. A reader searches its index generation, ignores ``removed`` and
+            ``keys`` there, and searches ``vectors`` exactly.
+        """
+        with self._guard:
+            rows = vectors.vectors_changed_since(self._db, self._manifest.model, seq)
+            removed = generations.removed_since(self._db, seq)
+        keys, found = vectors.unpack(rows, self._manifest.dim)
+        return keys, found, removed
+
+    def publish_index(self, write: Callable[[Path], None], factory: str, count: int, seq: int = 0) -> IndexState:
+        """Publish a new index generation atomically, then record it in the manifest.
+
+        The index file is written under a new name (temp file, fsync, rename, fsync of the folder), so a
+        reader that has the previous generation open is never disturbed; the manifest is switched only
+        once the file is durable. Generations older than the previous one are deleted.
+
+        Args:
+            write: writes the index to the path it is given.
+            factory: the factory string the index was built with.
+            count: the number of vectors in it.
+            seq: the change sequence read before the vectors were (see :meth:`changes_since`).
+        """
+        current = self._manifest.index
+        generation = (current.generation if current else 0) + 1
+        relative = generations.generation_file(generation)
+        atomic_write(self.path / relative, write)
+        state = IndexState(generation, relative, factory, int(count), now(), int(seq))
+        previous_seq = current.seq if current else 0
+        self._write_manifest(replace(self._manifest, index=state, index_factory=factory))
+        generations.prune_generations(self.path / INDEX_DIR, generation)
+        # Readers of the two kept generations only ask for removals after the older one's sequence.
+        with self._guard, self._transaction():
+            generations.forget_removals(self._db, min(previous_seq, seq))
+        return state

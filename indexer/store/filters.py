@@ -1,0 +1,92 @@
+"""Metadata filters over indexed items, and the facet counts a search page offers as filters."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """Metadata conditions on indexed items; all given conditions must hold.
+
+    Attributes:
+        categories: the item's category is one of these (none given: any category).
+        price_min, price_max: inclusive price bounds; items without a price fail a bound.
+        attributes: ``(name, value)`` pairs the item's attributes must equal (compared as text).
+    """
+
+    categories: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.categories or self.attributes) and self.price_min is None and self.price_max is None
+
+
+def filter_clauses(where: ItemFilter, prefix: str = "") -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) on ``items`` columns for an indexed item passing ``where``.
+
+    Args:
+        where: the filter.
+        prefix: the table alias with its dot (``"i."``) when ``items`` is joined.
+    """
+    clauses = [f"{prefix}status = 'indexed'"]
+    params: list[Any] = []
+    if where.categories:
+        clauses.append(f"{prefix}category IN ({','.join('?' * len(where.categories))})")
+        params.extend(where.categories)
+    if where.price_min is not None:
+        clauses.append(f"{prefix}price >= ?")
+        params.append(where.price_min)
+    if where.price_max is not None:
+        clauses.append(f"{prefix}price <= ?")
+        params.append(where.price_max)
+    for name, value in where.attributes:
+        clauses.append(f"CAST(json_extract({prefix}attributes, ?) AS TEXT) = ?")
+        params.extend([f'$."{name}"', value])
+    return clauses, params
+
+
+def matching_keys(db: sqlite3.Connection, where: ItemFilter) -> np.ndarray:
+    """Keys of the indexed items that satisfy ``where``, sorted (int64)."""
+    clauses, params = filter_clauses(where)
+    rows = db.execute(f"SELECT key FROM items WHERE {' AND '.join(clauses)} ORDER BY key", params).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def facet_counts(db: sqlite3.Connection, name: str, limit: int) -> list[tuple[str, int]]:
+    """Indexed-item counts per value of ``category`` or of one attribute, most frequent first."""
+    if name == "category":
+        sql, params = "SELECT category, COUNT(*) FROM items WHERE status = 'indexed' AND category IS NOT NULL", []
+    else:
+        sql = (
+            "SELECT CAST(json_extract(attributes, ?) AS TEXT) AS v, COUNT(*) FROM items "
+            "WHERE status = 'indexed' AND v IS NOT NULL"
+        )
+        params = [f'$."{name}"']
+    rows = db.execute(f"{sql} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", (*params, limit)).fetchall()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def attribute_names(db: sqlite3.Connection, limit: int) -> list[tuple[str, int]]:
+    """Attribute names set on indexed items with how many items set each, the most widely set first."""
+    rows = db.execute(
+        """SELECT a.key, COUNT(*) FROM items i, json_each(i.attributes) a
+           WHERE i.status = 'indexed' GROUP BY a.key ORDER BY 2 DESC, 1 LIMIT ?""",
+        (limit,),
+    ).fetchall()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def price_range(db: sqlite3.Connection) -> tuple[float, float] | None:
+    """The lowest and highest price of the indexed items, or ``None`` when none has a price."""
+    row = db.execute(
+        "SELECT MIN(price), MAX(price) FROM items WHERE status = 'indexed' AND price IS NOT NULL"
+    ).fetchone()
+    return (float(row[0]), float(row[1])) if row[0] is not None else None

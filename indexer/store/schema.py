@@ -1,0 +1,140 @@
+"""The SQLite schema of ``catalog.sqlite3``, how a connection is opened, and the step-by-step upgrades.
+
+The schema version is SQLite's ``user_version`` (and the manifest's ``schema_version``): 0 is a new
+database, :data:`UPGRADABLE_VERSIONS` are upgraded in place when opened, anything else is refused with
+:class:`StoreVersionError`. The DDL below *is* the on-disk format: change it only together with a new
+version and an upgrade step.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from catalens.indexer.errors import StoreVersionError
+from catalens.indexer.lexical import FIELDS, TOKENIZER
+from catalens.indexer.store.fulltext import index_text
+
+DB_NAME = "catalog.sqlite3"
+#: Version 2 added captions, OCR text and the FTS5 index; version-1 stores are upgraded in place on open.
+SCHEMA_VERSION = 2
+UPGRADABLE_VERSIONS = (1,)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    key          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    origin       TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    product_id   TEXT,
+    title        TEXT,
+    description  TEXT,
+    category     TEXT,
+    price        REAL,
+    attributes   TEXT NOT NULL DEFAULT '{}',
+    content_hash TEXT,
+    stat         TEXT,
+    width        INTEGER,
+    height       INTEGER,
+    status       TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
+    error        TEXT,
+    seq          INTEGER NOT NULL DEFAULT 0,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_seq ON items (seq);
+-- Keys whose vector left the store (deleted, or failed on re-indexing), by change sequence, so a reader
+-- holding an older index generation knows which of its ids to ignore.
+CREATE TABLE IF NOT EXISTS removals (
+    key INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('seq', 0);
+CREATE INDEX IF NOT EXISTS items_origin ON items (origin);
+CREATE INDEX IF NOT EXISTS items_category ON items (category);
+CREATE INDEX IF NOT EXISTS items_product ON items (product_id);
+CREATE TABLE IF NOT EXISTS vectors (
+    item_key INTEGER NOT NULL REFERENCES items (key) ON DELETE CASCADE,
+    model    TEXT NOT NULL,
+    vector   BLOB NOT NULL,
+    PRIMARY KEY (item_key, model)
+) WITHOUT ROWID;
+"""
+
+# Schema version 2: what the indexer learnt from the pixels, and the full-text index over every word.
+# Separate statements (not a script), so an upgrade can run them inside its own transaction.
+_SCHEMA_V2 = (
+    """
+CREATE TABLE IF NOT EXISTS enrichments (
+    item_key     INTEGER NOT NULL REFERENCES items (key) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('caption', 'ocr')),
+    spec         TEXT NOT NULL,
+    content_hash TEXT,
+    text         TEXT NOT NULL DEFAULT '',
+    data         TEXT NOT NULL DEFAULT '{}',
+    error        TEXT,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (item_key, kind)
+) WITHOUT ROWID
+""",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5({', '.join(FIELDS)}, tokenize = '{TOKENIZER}')",
+)
+
+
+def open_database(db_path: Path, store: str) -> sqlite3.Connection:
+    """Connect to a store's database, creating the schema in a new one and upgrading an old one.
+
+    The connection is in autocommit mode (writers open their own ``BEGIN IMMEDIATE`` transactions), WAL
+    journaling, foreign keys on, and shared across threads (callers serialise its use).
+
+    Args:
+        db_path: the database file.
+        store: the store directory, as errors name it.
+
+    Raises:
+        StoreVersionError: the database has a schema version this catalens neither has nor can upgrade.
+        sqlite3.DatabaseError: the file is not a readable database.
+    """
+    db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is durable against process crashes (kill -9) in WAL mode; only power loss can drop the
+    # last transactions, and never corrupts the database.
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA busy_timeout = 10000")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        db.executescript(_SCHEMA)
+        for statement in _SCHEMA_V2:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    elif version in UPGRADABLE_VERSIONS:
+        upgrade(db, version)
+    elif version != SCHEMA_VERSION:
+        db.close()
+        raise StoreVersionError(store, version, SCHEMA_VERSION)
+    return db
+
+
+def upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Upgrade a database step by step to :data:`SCHEMA_VERSION`, each step in one transaction.
+
+    Another process may be upgrading the same store: the version is re-read under the write lock.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1:
+            for statement in _SCHEMA_V2:
+                db.execute(statement)
+            index_text(db, "1", [])
+            db.execute("PRAGMA user_version = 2")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
