@@ -1,6 +1,12 @@
 """catalens model layer: image–text encoders, captioners, OCR engines and text encoders, each chosen by a
 spec string through a registry.
 
+One way to name and load a thing: :mod:`.specs` splits every spec string (``[PREFIX:]NAME[:TAG]``) and holds the
+"did you mean" helper, :mod:`.backends` is the registry shape all four families share, :mod:`.hub` the cache
+checks, hub probe and download-failure text, :mod:`.module` the base every loaded model derives from. Image–text
+models: :mod:`.registry`, :mod:`.auto`, :mod:`.openclip`, :mod:`.mini`; the other families are the subpackages
+:mod:`.captioning`, :mod:`.ocr` and :mod:`.text_encoders`, one module per backend.
+
 This is the only package that imports torch, open_clip or transformers (lazily: importing it loads none).
 """
 

@@ -143,3 +143,10 @@ def encode_images_in_batches(
         for i in range(0, len(images), size)
     ]
     return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), dtype=np.float32)
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows (the last axis) scaled to unit length, as contiguous float32; all-zero rows stay zero."""
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return np.ascontiguousarray(array / np.maximum(norms, 1e-12), dtype=np.float32)

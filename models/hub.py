@@ -3,20 +3,30 @@
 huggingface_hub retries an unreachable host with exponential backoff (about 45 s per file) before it gives
 up, even when the file is already cached. We probe the host once with a short timeout instead: weights in
 the cache are then loaded in offline mode, and missing weights give a clear error at once.
+
+This is the one hub helper every backend uses: the cache checks (:func:`cached_file`, :func:`cached_any`), the
+reachability probe and its timeout (:func:`why_not_downloadable`), the text of a failed download
+(:func:`download_failure`), and the load flow of transformers-family models (:func:`loading_from_hub`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
+from catalens.models.errors import ModelError, ModelLoadError, ModelUnavailableError
+
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-# Messages of loaders that wrap a failed download in a generic exception.
+# Messages of loaders (open_clip) that wrap a failed download in a generic exception.
 DOWNLOAD_FAILURE_MARKERS = ("Failed to download", "Failed initial config/weights load from HF Hub")
+#: How long the one connection probe waits for a weights host before it is declared unreachable.
+PROBE_TIMEOUT_S = 3.0
+OFFLINE_CAUSE = "HF_HUB_OFFLINE=1 is set, so no download was attempted"
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ def offline_requested() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def reachable(url: str, timeout: float = 3.0) -> bool:
+def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether a TCP connection to ``url``'s host can be opened within ``timeout`` seconds."""
     parsed = urlparse(url)
     host = parsed.hostname
@@ -53,14 +63,41 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def why_not_downloadable(url: str | None = None) -> str | None:
+    """Why weights cannot be downloaded from ``url`` (the hub by default) right now, or ``None`` when they can.
+
+    Checks ``HF_HUB_OFFLINE``, then probes the host once with :data:`PROBE_TIMEOUT_S`, instead of letting
+    huggingface_hub retry an unreachable host for about 45 s per file.
+    """
+    if offline_requested():
+        return OFFLINE_CAUSE
+    if url is None:
+        from huggingface_hub import constants
+
+        url = constants.ENDPOINT
+    if not reachable(url, timeout=PROBE_TIMEOUT_S):
+        return f"{urlparse(url).hostname} cannot be reached from this machine"
+    return None
+
+
+def cached_file(repo_id: str, filename: str, cache_dir: str | None) -> Path | None:
+    """The local copy of one file of a hub repository, or ``None`` when the cache has none."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+    return Path(found) if isinstance(found, str) else None
+
+
+def cached_any(repo_id: str, filenames: Sequence[str], cache_dir: str | None) -> bool:
+    """Whether the cache holds at least one of ``filenames`` of a hub repository (e.g. one weights format)."""
+    return any(cached_file(repo_id, name, cache_dir) is not None for name in filenames)
+
+
 def hf_repo_source(repo_id: str, cache_dir: str | None) -> WeightSource:
     """Describe the weights of an open_clip repository on the Hugging Face hub."""
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
 
-    cached = any(
-        isinstance(try_to_load_from_cache(repo_id, name, cache_dir=cache_dir), str) for name in HF_WEIGHT_FILES
-    )
-    return WeightSource(url=constants.ENDPOINT, cached=cached)
+    return WeightSource(url=constants.ENDPOINT, cached=cached_any(repo_id, HF_WEIGHT_FILES, cache_dir))
 
 
 def pretrained_source(arch: str, tag: str, cache_dir: str | None) -> WeightSource | None:
@@ -130,6 +167,52 @@ def is_download_failure(error: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def download_failure(error: BaseException, *, cached: bool) -> str:
+    """The cause to report when weights could not be had: a damaged cached copy, offline mode, or a download."""
+    if cached:
+        return f"the cached copy is incomplete or damaged: {root_cause(error)}"
+    if offline_requested():
+        return OFFLINE_CAUSE
+    return f"download failed: {root_cause(error)}"
+
+
+@contextmanager
+def loading_from_hub(
+    spec: str, *, local: bool, cached: bool, unavailable: Callable[[str], ModelUnavailableError]
+) -> Iterator[None]:
+    """Load a transformers-family model (in the block) from a local directory or the hub, failing fast and honestly.
+
+    Local directories load as they are. A hub model in the cache loads in offline mode, without the network; any
+    other hub model must be downloadable, which is checked once, before loading (see :func:`why_not_downloadable`).
+    transformers' progress bars are hidden while the block runs.
+
+    Args:
+        spec: the canonical spec, for :class:`ModelLoadError`.
+        local: whether the model is a local directory.
+        cached: whether a hub model's files are all in the cache.
+        unavailable: builds the family's "weights not available" error from a cause.
+
+    Raises:
+        ModelUnavailableError: (from ``unavailable``) a hub model cannot be downloaded, or its cached copy or its
+            download failed. transformers reports a file it could neither find in the cache nor download as an
+            ``OSError`` without the hub's exception in the chain, so for hub models an ``OSError`` counts, too.
+        ModelLoadError: anything else went wrong while loading; typed model errors pass through as they are.
+    """
+    if not local and not cached:
+        cause = why_not_downloadable()
+        if cause is not None:
+            raise unavailable(cause)
+    try:
+        with hub_offline() if cached and not local else nullcontext(), quiet_loading():
+            yield
+    except ModelError:
+        raise
+    except Exception as error:
+        if not local and (isinstance(error, OSError) or is_download_failure(error)):
+            raise unavailable(download_failure(error, cached=cached)) from error
+        raise ModelLoadError(spec, f"{type(error).__name__}: {first_line(error)}") from error
 
 
 def first_line(error: BaseException) -> str:

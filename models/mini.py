@@ -32,6 +32,8 @@ from catalens.models.base import LoadOptions, ModelInfo, ModelSpec, encode_image
 from catalens.models.device import Placement, plan_placement
 from catalens.models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
 from catalens.models.hub import quiet_loading
+from catalens.models.module import LoadedModel, checkpoint_directory, read_weights, write_weights
+from catalens.models.specs import SpecParts
 
 BACKEND = "mini"
 NAME = "catalens-mini"
@@ -205,12 +207,10 @@ class MiniCLIP(nn.Module):
 
 def save_mini(model: MiniCLIP, directory: str | Path) -> Path:
     """Write a checkpoint directory (fp16 weights, to stay small) that the spec ``DIRECTORY`` loads."""
-    from safetensors.torch import save_file
-
-    out = Path(directory).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().to(torch.float16).contiguous() for k, v in model.trainable_state().items()}
-    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "name": NAME})
+    out = checkpoint_directory(directory)
+    write_weights(
+        model.trainable_state(), out / WEIGHTS_NAME, dtype=torch.float16, metadata={"format": "pt", "name": NAME}
+    )
     (out / CONFIG_NAME).write_text(model.config.to_json() + "\n")
     return out
 
@@ -219,9 +219,12 @@ class MiniBackend:
     """Registry backend for catalens-mini checkpoints."""
 
     name = BACKEND
+    kinds: tuple[str, ...] = (BACKEND,)
+    prefixes: tuple[str, ...] = ()
 
-    def parse(self, text: str) -> ModelSpec | None:
-        text = text.strip()
+    def parse(self, parts: SpecParts) -> ModelSpec | None:
+        """The shipped model by name, or a directory (or its config file) holding a catalens-mini checkpoint."""
+        text = parts.text
         if text == NAME:
             return ModelSpec(kind="builtin", backend=BACKEND, arch=NAME, path=str(shipped_checkpoint()))
         path = Path(text).expanduser()
@@ -231,7 +234,7 @@ class MiniBackend:
             return ModelSpec(kind="checkpoint-dir", backend=BACKEND, arch=NAME, path=str(path.resolve().parent))
         return None
 
-    def list_models(self) -> list[ModelInfo]:
+    def entries(self) -> list[ModelInfo]:
         return [ModelInfo(BACKEND, NAME, ("shipped",))]
 
     def load(self, spec: ModelSpec, options: LoadOptions) -> MiniEncoder:
@@ -259,10 +262,9 @@ class MiniBackend:
 
 def _load_weights(model: MiniCLIP, path: Path, spec: str) -> None:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     try:
-        state = load_file(str(path))
+        state = read_weights(path)
     except (SafetensorError, OSError) as error:
         raise ModelLoadError(spec, f"cannot read {path.name}: {error}") from error
     expected = model.trainable_state()
@@ -276,33 +278,21 @@ def _load_weights(model: MiniCLIP, path: Path, spec: str) -> None:
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
 
 
-class MiniEncoder:
+class MiniEncoder(LoadedModel):
     """catalens-mini behind the :class:`models.base.ImageTextEncoder` protocol."""
 
     def __init__(self, spec: str, model: MiniCLIP, placement: Placement) -> None:
-        self._spec = spec
+        super().__init__(spec, placement)
         self._model = model.eval().to(memory_format=torch.channels_last)
-        self._placement = placement
+        self._dim = model.config.embed_dim
         image = model.config.image
         self._size = image.image_size
         self._mean = np.asarray(image.mean, dtype=np.float32).reshape(1, 1, 3)
         self._std = np.asarray(image.std, dtype=np.float32).reshape(1, 1, 3)
 
     @property
-    def spec(self) -> str:
-        return self._spec
-
-    @property
-    def dim(self) -> int:
-        return self._model.config.embed_dim
-
-    @property
     def logit_scale(self) -> float:
         return float(self._model.logit_scale.exp().clamp(max=100).item())
-
-    @property
-    def device(self) -> str:
-        return self._placement.device
 
     @property
     def image_size(self) -> int:
@@ -343,3 +333,7 @@ class MiniEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self._model.text.encode(texts).float().cpu().numpy()
+
+    def _write_checkpoint(self, directory: Path) -> None:
+        """The layout :func:`save_mini` writes."""
+        save_mini(self._model, directory)

@@ -13,7 +13,6 @@ Spec grammar handled here (first match wins):
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import tempfile
@@ -21,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -34,71 +32,64 @@ from catalens.models.errors import ModelLoadError, ModelUnavailableError, Unknow
 from catalens.models.hub import (
     WeightSource,
     cache_locations,
+    download_failure,
     hf_repo_source,
     hub_offline,
     is_download_failure,
     offline_requested,
     pretrained_source,
-    reachable,
-    root_cause,
+    why_not_downloadable,
 )
+from catalens.models.module import LoadedModel, write_weights
+from catalens.models.specs import SpecParts, closest_first, looks_like_path
 
 BACKEND = "open_clip"
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
-_CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-
-
-# Messages open_clip uses when it wraps a failed download in a RuntimeError.
-def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "./", "../", "~")) or text.endswith((".json", *_CHECKPOINT_SUFFIXES))
-
-
-def _close_matches(word: str, choices: list[str]) -> list[str]:
-    """Put the likeliest intended names first, so error messages are useful for typos."""
-    close = difflib.get_close_matches(word, choices, n=5, cutoff=0.5)
-    return close + [c for c in choices if c not in close]
+_LOCAL_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 class OpenClipBackend:
     """Registry backend for every spec open_clip can load."""
 
     name = BACKEND
+    kinds: tuple[str, ...] = (BACKEND,)
+    prefixes: tuple[str, ...] = ("hf-hub", "local-dir")
 
-    def parse(self, text: str) -> ModelSpec | None:
-        """Parse ``text`` into a spec, or return ``None`` when it is not an open_clip spec.
+    def parse(self, parts: SpecParts) -> ModelSpec | None:
+        """Parse a spec, or return ``None`` when it is not an open_clip spec.
 
         Raises:
             UnknownModelError: the text is meant for this backend but names nothing that exists.
         """
         import open_clip
 
-        text = text.strip()
-        if text.startswith("hf-hub:"):
-            repo = text.removeprefix("hf-hub:")
+        text = parts.text
+        if parts.prefix == "hf-hub":
+            repo = parts.name
             if repo.count("/") != 1 or not all(repo.split("/")):
                 raise UnknownModelError(text, "hf-hub specs look like hf-hub:ORG/NAME")
             return ModelSpec(kind="hf-hub", backend=BACKEND, path=repo)
-        if text.startswith("local-dir:"):
-            return self._parse_local(text, Path(text.removeprefix("local-dir:")).expanduser())
-        arch, sep, tag = text.partition(":")
+        if parts.prefix == "local-dir":
+            return self._parse_local(text, Path(parts.name).expanduser())
+        arch, tag = parts.name, parts.tag
         archs = open_clip.list_models()
-        if arch not in archs and (_looks_like_path(text) or os.path.exists(os.path.expanduser(text))):
+        if arch not in archs and (looks_like_path(text, _LOCAL_SUFFIXES) or os.path.exists(os.path.expanduser(text))):
             return self._parse_local(text, Path(text).expanduser())
         if arch not in archs:
-            raise UnknownModelError(text, f"no architecture named {arch!r}", _close_matches(arch, archs))
+            raise UnknownModelError(text, f"no architecture named {arch!r}", closest_first(arch, archs))
         tags = list(open_clip.list_pretrained_tags_by_model(arch))
-        if not sep or not tag:
+        if not tag:
             raise UnknownModelError(text, f"{arch} needs a weights tag", [f"{arch}:{t}" for t in [*tags, "random"]])
         if tag == "random":
             return ModelSpec(kind="random", backend=BACKEND, arch=arch, tag="random")
-        if _looks_like_path(tag) or os.path.isfile(os.path.expanduser(tag)):
+        if looks_like_path(tag, _LOCAL_SUFFIXES) or os.path.isfile(os.path.expanduser(tag)):
             weights = Path(tag).expanduser().resolve()
             if not weights.is_file():
                 raise UnknownModelError(text, f"checkpoint file {str(weights)!r} does not exist")
             return ModelSpec(kind="checkpoint-file", backend=BACKEND, arch=arch, path=str(weights))
         if tag not in tags:
-            choices = [f"{arch}:{t}" for t in _close_matches(tag, tags)] + [f"{arch}:random"]
+            choices = [f"{arch}:{t}" for t in closest_first(tag, tags)] + [f"{arch}:random"]
             raise UnknownModelError(text, f"{arch} has no pretrained tag {tag!r}", choices)
         return ModelSpec(kind="pretrained", backend=BACKEND, arch=arch, tag=tag)
 
@@ -118,7 +109,7 @@ class OpenClipBackend:
             )
         raise UnknownModelError(text, f"no such file or directory: {str(path)!r}")
 
-    def list_models(self) -> list[ModelInfo]:
+    def entries(self) -> list[ModelInfo]:
         """Every built-in open_clip architecture with its known pretrained tags."""
         import open_clip
 
@@ -176,7 +167,8 @@ def _create(spec: ModelSpec, placement: Placement, options: LoadOptions) -> tupl
             tokenizer = open_clip.get_tokenizer(name, cache_dir=options.cache_dir)
     except Exception as e:
         if spec.kind in ("pretrained", "hf-hub") and is_download_failure(e):
-            raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), _describe_cause(e)) from e
+            cause = download_failure(e, cached=offline)
+            raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), cause) from e
         raise ModelLoadError(spec.canonical, f"{type(e).__name__}: {e}") from e
     return model, transform, tokenizer, model_cfg
 
@@ -193,16 +185,15 @@ def _check_weights_reachable(spec: ModelSpec, options: LoadOptions) -> bool:
         source = pretrained_source(str(spec.arch), str(spec.tag), options.cache_dir)
     else:
         return False
+    # Under HF_HUB_OFFLINE huggingface_hub itself keeps to the cache, and a miss is reported after the attempt.
     if source is None or offline_requested():
         return False
-    if reachable(source.url):
+    cause = why_not_downloadable(source.url)
+    if cause is None:
         return False
     if source.cached:
         return True
-    host = urlparse(source.url).hostname
-    raise ModelUnavailableError(
-        spec.canonical, cache_locations(options.cache_dir), f"{host} cannot be reached from this machine"
-    )
+    raise ModelUnavailableError(spec.canonical, cache_locations(options.cache_dir), cause)
 
 
 def _create_from_bare_config(spec: ModelSpec, kwargs: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -225,13 +216,7 @@ def _create_from_bare_config(spec: ModelSpec, kwargs: dict[str, Any]) -> tuple[A
     return model, transform, tokenizer, model_cfg
 
 
-def _describe_cause(error: BaseException) -> str:
-    if offline_requested():
-        return "HF_HUB_OFFLINE=1 is set, so no download was attempted"
-    return f"download failed: {root_cause(error)}"
-
-
-class OpenClipEncoder:
+class OpenClipEncoder(LoadedModel):
     """An open_clip model behind the :class:`models.base.ImageTextEncoder` protocol."""
 
     def __init__(
@@ -243,7 +228,7 @@ class OpenClipEncoder:
         model_cfg: dict[str, Any],
         placement: Placement,
     ) -> None:
-        self._spec = spec
+        super().__init__(spec, placement)
         self._model = model.eval()
         if placement.half:
             self._model = self._model.half()
@@ -251,29 +236,12 @@ class OpenClipEncoder:
         self._fast_path = _split_pil_and_tensor_steps(transform)
         self._tokenizer = tokenizer
         self._model_cfg = model_cfg
-        self._placement = placement
         self._dim = int(self.encode_texts([""]).shape[1])
-
-    @property
-    def spec(self) -> str:
-        return self._spec
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     @property
     def logit_scale(self) -> float:
         scale = getattr(self._model, "logit_scale", None)
         return float(scale.exp().clamp(max=100).item()) if scale is not None else 100.0
-
-    @property
-    def device(self) -> str:
-        return self._placement.device
-
-    @property
-    def default_batch_size(self) -> int:
-        return self._placement.batch_size
 
     @property
     def image_size(self) -> int:
@@ -307,11 +275,6 @@ class OpenClipEncoder:
         """The unmodified open_clip transform; :meth:`preprocess` must match it (tested)."""
         return np.ascontiguousarray(self._transform(image).numpy(), dtype=np.float32)
 
-    def _autocast(self) -> Any:
-        if self._placement.autocast_fp16:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return nullcontext()
-
     def _to_model(self, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.to(self._placement.device, non_blocking=True)
         return tensor.half() if self._placement.half and tensor.is_floating_point() else tensor
@@ -319,7 +282,7 @@ class OpenClipEncoder:
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if pixels.ndim != 4 or pixels.shape[0] == 0:
             return np.zeros((0, self._dim), dtype=np.float32)
-        with torch.inference_mode(), self._autocast():
+        with self._inference():
             features = self._model.encode_image(self._to_model(torch.from_numpy(pixels)))
         return _normalise(features)
 
@@ -331,10 +294,16 @@ class OpenClipEncoder:
         chunks = []
         for i in range(0, len(texts), size):
             tokens = self._tokenizer(list(texts[i : i + size]))
-            with torch.inference_mode(), self._autocast():
+            with self._inference():
                 chunks.append(_normalise(self._model.encode_text(self._to_model(tokens))))
-        dim = getattr(self, "_dim", 0)
-        return np.concatenate(chunks) if chunks else np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate(chunks) if chunks else np.zeros((0, self._dim), dtype=np.float32)
+
+    def _write_checkpoint(self, directory: Path) -> None:
+        """open_clip's hub layout (see :func:`save_checkpoint`), weights in fp32."""
+        from open_clip.push_to_hf_hub import save_config_for_hf
+
+        write_weights(self._model.state_dict(), directory / WEIGHTS_NAME)
+        save_config_for_hf(self._model, directory / CONFIG_NAME, model_config=self.model_config)
 
 
 def _split_pil_and_tensor_steps(transform: Any) -> tuple[list[Any], np.ndarray, np.ndarray] | None:
@@ -369,13 +338,4 @@ def save_checkpoint(encoder: OpenClipEncoder, directory: str | os.PathLike[str])
     Returns:
         The directory, resolved.
     """
-    from open_clip.push_to_hf_hub import save_config_for_hf
-    from safetensors.torch import save_file
-
-    out = Path(directory).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    module = encoder.torch_module
-    state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_NAME))
-    save_config_for_hf(module, out / CONFIG_NAME, model_config=encoder.model_config)
-    return out
+    return encoder.save(directory)

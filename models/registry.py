@@ -1,7 +1,8 @@
-"""One registry, one way to name a model: spec strings are parsed and loaded through here.
+"""One registry, one way to name a model: image–text model specs are parsed and loaded through here.
 
-Backends are tried in order; the first whose ``parse`` claims a spec loads it. The registry is built by a
-function rather than kept in a module global, so tests and applications can assemble their own.
+Backends are tried in order; the first whose ``parse`` claims a spec loads it (the shape every catalens registry
+shares, see :mod:`catalens.models.backends`). The registry is built by a function rather than kept in a module
+global, so tests and applications can assemble their own.
 """
 
 from __future__ import annotations
@@ -10,32 +11,35 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from catalens.models.auto import AUTO_SPEC, PREFERRED, Resolution, resolve_auto
+from catalens.models.backends import Backend, Registry
 from catalens.models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
-from catalens.models.errors import UnknownModelError
 from catalens.models.hub import reachable
 
 #: The default spec for new stores: resolved per machine by :func:`models.auto.resolve_auto`.
 DEFAULT_MODEL = AUTO_SPEC
 
 
-class Backend(Protocol):
-    """What the registry needs from a model backend."""
+class ImageTextBackend(Backend[ModelSpec], Protocol):
+    """What the registry needs from an image–text model backend."""
 
-    name: str
-
-    def parse(self, text: str) -> ModelSpec | None: ...
-
-    def list_models(self) -> list[ModelInfo]: ...
+    def entries(self) -> list[ModelInfo]: ...
 
     def load(self, spec: ModelSpec, options: LoadOptions) -> ImageTextEncoder: ...
 
 
-class ModelRegistry:
-    """An ordered set of backends that turns spec strings into loaded encoders."""
+class ModelRegistry(Registry[ModelSpec, ImageTextBackend]):
+    """An ordered set of backends that turns spec strings into loaded image–text encoders."""
 
-    def __init__(self, backends: Sequence[Backend], probe: Callable[[str], bool] = reachable) -> None:
-        self._backends = {b.name: b for b in backends}
+    def __init__(self, backends: Sequence[ImageTextBackend], probe: Callable[[str], bool] = reachable) -> None:
+        super().__init__(backends)
         self._probe = probe
+
+    def choices(self) -> list[str]:
+        """The backends' names (each backend lists its own valid choices when it refuses a spec)."""
+        return [backend.name for backend in self.backends]
+
+    def empty_choices(self) -> list[str]:
+        return [DEFAULT_MODEL, PREFERRED]
 
     def resolve(self, text: str, options: LoadOptions | None = None) -> tuple[ModelSpec, str | None]:
         """Parse a spec, resolving ``auto`` first; returns the spec and, for ``auto``, the one-line reason.
@@ -48,20 +52,6 @@ class ModelRegistry:
         resolution: Resolution = resolve_auto(options, self._probe)
         return self.parse(resolution.spec), resolution.reason
 
-    def parse(self, text: str) -> ModelSpec:
-        """Parse a spec string.
-
-        Raises:
-            UnknownModelError: no backend recognises the spec (a ``ValueError``, listing valid choices).
-        """
-        if not text or not text.strip():
-            raise UnknownModelError(text, "the spec is empty", [DEFAULT_MODEL, PREFERRED])
-        for backend in self._backends.values():
-            spec = backend.parse(text)
-            if spec is not None:
-                return spec
-        raise UnknownModelError(text, "no backend recognises it", [b for b in self._backends])
-
     def load(self, text: str | ModelSpec, options: LoadOptions | None = None) -> ImageTextEncoder:
         """Parse (if needed) and load a model.
 
@@ -69,11 +59,11 @@ class ModelRegistry:
             UnknownModelError, ModelUnavailableError, ModelLoadError, DeviceUnavailableError.
         """
         spec = text if isinstance(text, ModelSpec) else self.resolve(text, options)[0]
-        return self._backends[spec.backend].load(spec, options or LoadOptions())
+        return self.backend_for(spec.backend, spec.canonical).load(spec, options or LoadOptions())
 
     def list_models(self) -> list[ModelInfo]:
         """Every architecture each backend knows, with its weight tags."""
-        return [info for backend in self._backends.values() for info in backend.list_models()]
+        return self.entries()
 
 
 def default_registry() -> ModelRegistry:

@@ -18,9 +18,18 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from catalens.models.attributes import CATEGORY, Attribute, AttributeCaptioner, Vocabulary, default_vocabulary
 from catalens.models.base import ImageTextEncoder
-from catalens.models.captioning import Caption, CaptionOptions, VectorCaptioner, load_captioner
+from catalens.models.captioning import (
+    CATEGORY,
+    Attribute,
+    AttributeCaptioner,
+    Caption,
+    CaptionOptions,
+    VectorCaptioner,
+    Vocabulary,
+    default_vocabulary,
+    load_captioner,
+)
 
 KEY = (255, 0, 255)
 COLOURS = {
@@ -277,6 +286,19 @@ def test_user_vocabulary_file_extends_and_overrides(encoder: ColourShapeEncoder,
     # Editing the file changes the spec, so a store captions its items again.
     vocab.write_text(json.dumps({"colour": ["red", "teal"]}))
     assert load_captioner(f"attributes:{vocab}", encoder=encoder).spec != captioner.spec
+
+
+def test_the_documented_extend_list_adds_a_colour_to_the_defaults(encoder: ColourShapeEncoder, tmp_path: Path) -> None:
+    # The README's form: a list under "extend" adds those values to the default attribute's values.
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps({"colour": {"extend": ["teal"]}}))
+    captioner = load_captioner(f"attributes:{vocab}", encoder=encoder)
+    assert isinstance(captioner, AttributeCaptioner)
+    colour, default_colour = captioner.vocabulary.get("colour"), default_vocabulary().get("colour")
+    assert colour is not None and default_colour is not None
+    assert colour.values == (*default_colour.values, "teal")
+    (teal,) = captioner.caption([product("teal", "scarf")])
+    assert teal.tags["colour"] == "teal" and teal.text.startswith("teal ")
 
 
 def test_default_vocabulary_works_with_any_encoder(encoder: ColourShapeEncoder) -> None:

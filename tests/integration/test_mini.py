@@ -89,6 +89,16 @@ def test_a_saved_checkpoint_loads_by_directory(tmp_path: Path) -> None:
     assert encoder.encode_texts(["red", "blue"]).shape == (2, 16)
 
 
+def test_a_loaded_model_saves_itself_as_a_checkpoint_that_loads_again(tmp_path: Path) -> None:
+    encoder = load_model(str(_tiny_checkpoint(tmp_path / "tiny-mini")))
+    saved = encoder.save(tmp_path / "copy")  # type: ignore[attr-defined]
+    again = load_model(str(saved))
+    assert again.spec == str(saved.resolve()) and again.dim == encoder.dim
+    images = [Image.new("RGB", (40, 40), colour) for colour in ((200, 10, 10), (10, 10, 200))]
+    np.testing.assert_allclose(again.encode_images(images), encoder.encode_images(images), atol=1e-6)
+    np.testing.assert_allclose(again.encode_texts(["red"]), encoder.encode_texts(["red"]), atol=1e-6)
+
+
 def test_broken_checkpoints_give_typed_errors(tmp_path: Path) -> None:
     directory = _tiny_checkpoint(tmp_path / "tiny-mini")
     (directory / WEIGHTS_NAME).write_bytes(b"not safetensors")

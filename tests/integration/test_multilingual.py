@@ -251,6 +251,14 @@ def test_a_local_sentence_transformers_model_encodes_normalised_float32(student:
     assert student.encode_texts([]).shape == (0, DIM)
 
 
+def test_a_loaded_sentence_transformers_model_saves_itself(tmp_path: Path, student: Any) -> None:
+    saved = student.save(tmp_path / "saved")
+    again = load_text_encoder(str(saved))  # a bare directory with modules.json is a sentence-transformers model
+    assert again.spec == f"st:{saved}" and again.dim == student.dim
+    texts = ["rote Lederschuhe", "green glass vase"]
+    np.testing.assert_allclose(again.encode_texts(texts), student.encode_texts(texts), atol=1e-6)
+
+
 def fake_hub_cache(cache: Path, repo_id: str, files: Path) -> Path:
     """Lay ``files`` out as huggingface_hub caches a downloaded repository; returns the snapshot folder."""
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -292,7 +300,7 @@ def test_a_hub_model_that_is_not_cached_fails_fast_offline(tmp_path: Path, spec:
 def test_hf_hub_offline_fails_without_probing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
-    import catalens.models.text_encoders as text_encoders
+    import catalens.models.hub as text_encoders  # the hub probe of every loader lives in the hub helper
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(text_encoders, "reachable", lambda *a, **k: pytest.fail("probed the hub"))

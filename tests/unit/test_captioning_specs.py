@@ -9,15 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from catalens.models.attributes import (
-    CATEGORY,
-    Attribute,
-    Vocabulary,
-    VocabularyError,
-    default_vocabulary,
-    merge_vocabulary,
-    read_vocabulary,
-)
 from catalens.models.captioning import (
     CaptionerSpec,
     CaptionOptions,
@@ -25,6 +16,15 @@ from catalens.models.captioning import (
     list_captioners,
     load_captioner,
     parse_captioner_spec,
+)
+from catalens.models.captioning.vocabulary import (
+    CATEGORY,
+    Attribute,
+    Vocabulary,
+    VocabularyError,
+    default_vocabulary,
+    merge_vocabulary,
+    read_vocabulary,
 )
 from catalens.models.errors import ModelError, ModelLoadError, UnknownModelError
 
@@ -113,7 +113,7 @@ def test_vocabulary_specs_carry_the_content_hash(tmp_path: Path, monkeypatch: py
 
 def test_importing_the_captioners_does_not_import_torch() -> None:
     code = (
-        "import sys, catalens.models.captioning, catalens.models.attributes\n"
+        "import sys, catalens.models.captioning, catalens.models.captioning.attributes\n"
         "catalens.models.captioning.parse_captioner_spec('blip'); catalens.models.captioning.list_captioners()\n"
         "heavy = [m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -183,6 +183,40 @@ def test_a_list_replaces_and_extend_adds() -> None:
     assert merged.get("style") == default_vocabulary().get("style")
 
 
+def test_a_list_under_extend_adds_to_the_values() -> None:
+    default_colour = default_vocabulary().get("colour")
+    assert default_colour is not None
+    merged = merge_vocabulary(default_vocabulary(), {"colour": {"extend": ["teal", "red", "mustard"]}})
+    assert merged.get("colour") == Attribute(
+        "colour",
+        (*default_colour.values, "teal", "mustard"),  # "red" was there already
+        default_colour.templates,
+        threshold=default_colour.threshold,
+    )
+    # With values, a list under extend adds to them; a new attribute may be made of extensions alone.
+    merged = merge_vocabulary(
+        default_vocabulary(),
+        {"colour": {"values": ["red", "blue"], "extend": ["teal"]}, "fit": {"extend": ["slim fit", "loose fit"]}},
+    )
+    colour, fit = merged.get("colour"), merged.get("fit")
+    assert colour is not None and colour.values == ("red", "blue", "teal")
+    assert fit is not None and fit.values == ("slim fit", "loose fit")
+
+
+def test_the_readme_vocabulary_example_reads(tmp_path: Path) -> None:
+    path = tmp_path / "vocab.json"
+    path.write_text(
+        '{"category": ["sofa", "lamp"], "colour": {"extend": ["teal"]}, "finish": {"values": ["matte", "glossy"], '
+        '"templates": ["a {} surface"], "threshold": 0.4}}'
+    )
+    vocabulary, _ = read_vocabulary(path)
+    category, colour, finish = vocabulary.get(CATEGORY), vocabulary.get("colour"), vocabulary.get("finish")
+    default_colour = default_vocabulary().get("colour")
+    assert category is not None and category.values == ("sofa", "lamp")
+    assert colour is not None and default_colour is not None and colour.values == (*default_colour.values, "teal")
+    assert finish is not None and finish.templates == ("a {} surface",) and finish.threshold == 0.4
+
+
 def test_templates_thresholds_removal_and_new_attributes() -> None:
     merged = merge_vocabulary(
         default_vocabulary(),
@@ -216,6 +250,9 @@ def test_templates_thresholds_removal_and_new_attributes() -> None:
         ({"colour": {"threshold": True}}, "between 0 and 1"),
         ({"colour": {"valuez": ["a", "b"]}}, "unknown keys"),
         ({"fit": {"templates": ["a {} thing."]}}, "at least two values"),
+        ({"colour": {"extend": "teal"}}, "colour.extend"),
+        ({"colour": {"extend": ["teal", ""]}}, "non-empty strings"),
+        ({"colour": {"extend": []}}, "empty"),
     ],
 )
 def test_bad_vocabularies_say_what_is_wrong(raw: object, reason: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from catalens.models import UnknownModelError, list_models, parse_spec
+from catalens.models.specs import SpecParts, split_spec
 
 
 def test_pretrained_tag() -> None:
@@ -75,3 +76,30 @@ def test_list_models_has_architectures_and_tags() -> None:
     infos = {info.arch: info for info in list_models()}
     assert "laion2b_s34b_b79k" in infos["ViT-B-32"].tags
     assert len(infos) > 50
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        (" ViT-B-32:openai ", SpecParts("ViT-B-32:openai", None, "ViT-B-32", "openai")),
+        ("hf-hub: org/name", SpecParts("hf-hub: org/name", "hf-hub", "org/name", None)),
+        ("blip:Salesforce/blip", SpecParts("blip:Salesforce/blip", "blip", "Salesforce/blip", None)),
+        ("catalens-mini", SpecParts("catalens-mini", None, "catalens-mini", None)),
+        ("ViT-B-32:", SpecParts("ViT-B-32:", None, "ViT-B-32", "")),
+    ],
+)
+def test_one_grammar_splits_every_spec(text: str, parts: SpecParts) -> None:
+    assert split_spec(text, prefixes={"hf-hub", "blip"}) == parts
+
+
+def test_every_family_refuses_empty_and_unknown_specs_the_same_way() -> None:
+    from catalens.models.captioning import parse_captioner_spec
+    from catalens.models.ocr import parse_ocr_spec
+    from catalens.models.text_encoders import parse_text_encoder_spec
+
+    for parse in (parse_spec, parse_captioner_spec, parse_text_encoder_spec, parse_ocr_spec):
+        for text in ("", "  ", "no-such-thing-anywhere"):
+            with pytest.raises(UnknownModelError) as caught:
+                parse(text)
+            assert isinstance(caught.value, ValueError) and caught.value.choices, (parse.__name__, text)
+            assert "Valid choices" in str(caught.value)
