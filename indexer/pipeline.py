@@ -341,10 +341,10 @@ class _Run:
                 continue
             same_file = record.stat is not None and state.stat == record.stat
             # URLs are treated as immutable: re-downloading a large catalog on every run would be worse.
-            same_url = record.is_url and state.metadata[0] == record.source
+            same_url = record.is_url and state.source == record.source
             if not (same_file or same_url):
                 work.append(record)
-            elif state.metadata != record.metadata():
+            elif not state.same_metadata(record):
                 touched.append(record)
                 self.report.metadata_updated += 1
             else:

@@ -106,14 +106,6 @@ class ItemRecord(CatalogFields, _RecordLead):
     def is_url(self) -> bool:
         return self.source.startswith(("http://", "https://"))
 
-    def metadata(self) -> tuple[Any, ...]:
-        """The source and catalog columns as one comparable value (a change means a metadata-only update).
-
-        Kept for ``indexer/pipeline.py`` until it compares with ``ItemState.same_metadata``; built by name,
-        so its order follows :data:`CATALOG_FIELDS` and never has to match any SQL.
-        """
-        return (self.source, *catalog_columns(self).values())
-
 
 @dataclass(frozen=True)
 class ScanProblem:

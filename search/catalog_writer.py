@@ -8,15 +8,14 @@ in ``<store>/uploads/`` under their content hash, so images and thumbnails can b
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.fsutil import atomic_write
 from catalens.indexer.images import decode_image
 from catalens.indexer.pipeline import content_hash
-from catalens.indexer.records import ItemRecord
+from catalens.indexer.records import CatalogFields, ItemRecord, catalog_values
 from catalens.indexer.store import EmbeddedItem, StoredItem
 from catalens.search.engine import SearchEngine
 from catalens.search.errors import ItemNotFoundError
@@ -26,16 +25,13 @@ UPLOADS_DIR = "uploads"
 
 
 @dataclass(frozen=True)
-class NewItem:
-    """Catalog fields of an item added through the service."""
-
+class _NewItemLead:
     id: str
-    product_id: str | None = None
-    title: str | None = None
-    description: str | None = None
-    category: str | None = None
-    price: float | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewItem(CatalogFields, _NewItemLead):
+    """An item added through the service: its id and :class:`CatalogFields`."""
 
 
 class CatalogWriter:
@@ -71,17 +67,7 @@ class CatalogWriter:
         saved = store.path / UPLOADS_DIR / f"{digest}.{decoded.format.lower()}"
         if not saved.exists():
             atomic_write(saved, lambda tmp: tmp.write_bytes(data))
-        record = ItemRecord(
-            id=item.id,
-            source=url or str(saved),
-            origin=API_ORIGIN,
-            product_id=item.product_id,
-            title=item.title,
-            description=item.description,
-            category=item.category,
-            price=item.price,
-            attributes=item.attributes,
-        )
+        record = ItemRecord(id=item.id, source=url or str(saved), origin=API_ORIGIN, **catalog_values(item))
         with self._serial, store.writer_lock():
             store.write_batch(embedded=[EmbeddedItem(record, digest, decoded.width, decoded.height, vector)])
         self._engine.apply_changes()

@@ -94,14 +94,6 @@ class ItemState:
         """Whether writing ``record`` would leave the stored source and catalog columns as they are."""
         return self.source == record.source and self.catalog == catalog_columns(record)
 
-    @property
-    def metadata(self) -> tuple[Any, ...]:
-        """Equal to ``ItemRecord.metadata()`` of a record with the same metadata; prefer :meth:`same_metadata`.
-
-        Kept for ``indexer/pipeline.py`` until it moves to :meth:`same_metadata` and :attr:`source`.
-        """
-        return (self.source, *self.catalog.values())
-
 
 @dataclass(frozen=True)
 class EmbeddedItem:

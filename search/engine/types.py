@@ -7,11 +7,12 @@ the HTTP schemas, the CLI and the evaluation code can import it without opening 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
+from catalens.indexer.records import CatalogFields
 from catalens.indexer.store import ItemFilter, StoredItem
 from catalens.search.errors import QueryError
 
@@ -116,22 +117,22 @@ class SearchOptions:
 
 
 @dataclass(frozen=True)
-class Hit:
-    """One result: the item's catalog data and its score.
+class _HitLead:
+    """The fields of :class:`Hit` before its catalog fields (see :mod:`catalens.indexer.records`)."""
+
+    id: str
+    score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hit(CatalogFields, _HitLead):
+    """One result: the item's catalog data (:class:`CatalogFields`) and its score.
 
     ``score`` is the cosine similarity in vector mode, the BM25 score in lexical mode and the fused
     reciprocal-rank score in hybrid mode; ``explanation`` is set when the query asked for it.
     """
 
-    id: str
-    score: float
-    product_id: str | None
     source: str
-    title: str | None
-    description: str | None
-    category: str | None
-    price: float | None
-    attributes: dict[str, Any]
     width: int | None
     height: int | None
     explanation: Explanation | None = None
