@@ -23,6 +23,8 @@ Example::
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from catalens.indexer.errors import (
     FetchError,
     ImageDecodeError,
@@ -51,7 +53,10 @@ from catalens.models.registry import DEFAULT_MODEL, list_models, load_model
 from catalens.search.engine import QueryPart, SearchEngine, SearchOptions, SearchResult
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError, SearchError
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("catalens")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "DEFAULT_MODEL",

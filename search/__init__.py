@@ -1,1 +1,1 @@
-"""catalens query side: the command-line interface (and, next, the query engine and the HTTP service)."""
+"""catalens query side: the query engine, the HTTP service and its routes, and the command line."""
