@@ -258,6 +258,16 @@ def test_decoding_drops_the_echoed_prompt(kind: str, prompt: str | None, request
     assert captioner._decode(only_new, echo, prompt or "") == "red striped shirt"
 
 
+def test_a_loaded_captioner_saves_itself_as_a_directory_that_loads_again(blip_dir: Path, tmp_path: Path) -> None:
+    captioner = load_captioner(f"blip:{blip_dir}", CaptionOptions(max_new_tokens=4))
+    assert isinstance(captioner, BlipCaptioner)
+    saved = captioner.save(tmp_path / "saved-blip")
+    again = load_captioner(f"blip:{saved}", CaptionOptions(max_new_tokens=4))
+    assert again.spec == f"blip:{saved}"
+    images = product_images(3)
+    assert [c.text for c in again.caption(images)] == [c.text for c in captioner.caption(images)]
+
+
 def test_images_of_any_mode_are_captioned(blip_dir: Path) -> None:
     captioner = load_captioner(f"blip:{blip_dir}", CaptionOptions(max_new_tokens=4))
     rgb = product_images(1)[0]
