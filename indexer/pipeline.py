@@ -15,16 +15,17 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
 from catalens.indexer.errors import ItemError, StoreModelMismatchError
-from catalens.indexer.fetch import Fetcher, FetchOptions
+from catalens.indexer.fetch import Fetcher
 from catalens.indexer.images import decode_image
 from catalens.indexer.lock import WriterLock
+from catalens.indexer.options import IndexOptions, IndexReport, default_workers
+from catalens.indexer.progress import NoProgress, ProgressSink
 from catalens.indexer.records import ItemRecord, ScanProblem
 from catalens.indexer.sources import Source, open_source
 from catalens.indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
@@ -33,106 +34,7 @@ from catalens.models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelR
 
 DECODE_NICENESS = 10
 
-
-def default_workers() -> int:
-    """Decode threads: enough to keep the model fed without starving its own intra-op threads."""
-    return max(2, min(8, os.cpu_count() or 2))
-
-
-class ProgressSink(Protocol):
-    """Receives progress; the CLI renders it with tqdm, library callers may pass ``None``."""
-
-    def start(self, phase: str, total: int | None) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def finish(self) -> None: ...
-
-    def note(self, message: str) -> None:
-        """One line for the person running the job (e.g. which model ``auto`` chose and why)."""
-
-
-class _NoProgress:
-    def start(self, phase: str, total: int | None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class IndexOptions:
-    """How to run an indexing job.
-
-    Attributes:
-        model: a model spec; ``None`` keeps the store's model (or uses the default for a new store).
-        index_factory: a FAISS index-factory string; ``None`` keeps the store's (``Flat`` for a new store).
-        batch_size: images per forward pass; ``None`` picks one for the device.
-        workers: decode and preprocess threads.
-        rebuild: re-embed every item, and allow switching the store to another model.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        fetch: limits for reading files and URLs.
-    """
-
-    model: str | None = None
-    index_factory: str | None = None
-    batch_size: int | None = None
-    workers: int = field(default_factory=default_workers)
-    rebuild: bool = False
-    device: str = "auto"
-    fetch: FetchOptions = field(default_factory=FetchOptions)
-
-
-@dataclass
-class IndexReport:
-    """The summary of a run, printed by the CLI and returned to library callers."""
-
-    store: str
-    model: str
-    index_factory: str
-    new: int = 0
-    updated: int = 0
-    metadata_updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: list[FailedItem] = field(default_factory=list)
-    indexed_total: int = 0
-    generation: int | None = None
-    embedded: int = 0
-    embed_seconds: float = 0.0
-    elapsed_seconds: float = 0.0
-    model_note: str | None = None
-
-    @property
-    def images_per_second(self) -> float:
-        """Items read, decoded and embedded per second of pipeline time (excludes model loading)."""
-        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "store": self.store,
-            "model": self.model,
-            "model_note": self.model_note,
-            "index_factory": self.index_factory,
-            "new": self.new,
-            "updated": self.updated,
-            "metadata_updated": self.metadata_updated,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "failed": len(self.failed),
-            "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in self.failed],
-            "indexed_total": self.indexed_total,
-            "generation": self.generation,
-            "embedded": self.embedded,
-            "images_per_second": round(self.images_per_second, 2),
-            "elapsed_seconds": round(self.elapsed_seconds, 3),
-        }
+__all__ = ["IndexOptions", "IndexReport", "ProgressSink", "content_hash", "default_workers", "index_catalog", "reindex"]
 
 
 @dataclass(frozen=True)
@@ -195,7 +97,7 @@ def index_catalog(
         ModelError: the model cannot be loaded.
     """
     options = options or IndexOptions()
-    sink = progress or _NoProgress()
+    sink = progress or NoProgress()
     registry = registry or default_registry()
     catalog = source if not isinstance(source, str | os.PathLike) else open_source(source)
     root = Path(store_path).expanduser().resolve()
@@ -244,7 +146,7 @@ def reindex(
     Raises:
         StoreNotFoundError, StoreLockedError, IndexBuildError.
     """
-    sink = progress or _NoProgress()
+    sink = progress or NoProgress()
     with CatalogStore.open(store_path) as store, store.writer_lock():
         factory = index_factory or store.manifest.index_factory
         validate_factory(factory, store.manifest.dim)

@@ -1,0 +1,84 @@
+"""What an indexing run is asked to do (:class:`IndexOptions`) and what it did (:class:`IndexReport`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalens.indexer.fetch import FetchOptions
+from catalens.indexer.store import FailedItem
+
+
+def default_workers() -> int:
+    """Decode threads: enough to keep the model fed without starving its own intra-op threads."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How to run an indexing job.
+
+    Attributes:
+        model: a model spec; ``None`` keeps the store's model (or uses the default for a new store).
+        index_factory: a FAISS index-factory string; ``None`` keeps the store's (``Flat`` for a new store).
+        batch_size: images per forward pass; ``None`` picks one for the device.
+        workers: decode and preprocess threads.
+        rebuild: re-embed every item, and allow switching the store to another model.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        fetch: limits for reading files and URLs.
+    """
+
+    model: str | None = None
+    index_factory: str | None = None
+    batch_size: int | None = None
+    workers: int = field(default_factory=default_workers)
+    rebuild: bool = False
+    device: str = "auto"
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+
+
+@dataclass
+class IndexReport:
+    """The summary of a run, printed by the CLI and returned to library callers."""
+
+    store: str
+    model: str
+    index_factory: str
+    new: int = 0
+    updated: int = 0
+    metadata_updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[FailedItem] = field(default_factory=list)
+    indexed_total: int = 0
+    generation: int | None = None
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    model_note: str | None = None
+
+    @property
+    def images_per_second(self) -> float:
+        """Items read, decoded and embedded per second of pipeline time (excludes model loading)."""
+        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "model": self.model,
+            "model_note": self.model_note,
+            "index_factory": self.index_factory,
+            "new": self.new,
+            "updated": self.updated,
+            "metadata_updated": self.metadata_updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": len(self.failed),
+            "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in self.failed],
+            "indexed_total": self.indexed_total,
+            "generation": self.generation,
+            "embedded": self.embedded,
+            "images_per_second": round(self.images_per_second, 2),
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+        }
