@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -25,8 +26,16 @@ from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.images import decode_image
 from catalens.indexer.pipeline import ProgressSink, default_workers
 from catalens.indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
-from catalens.models.captioning import Caption, Captioner, VectorCaptioner
-from catalens.models.ocr import OcrEngine, OcrFailedError, OcrOptions, OcrResult
+from catalens.models import LoadOptions, default_registry
+from catalens.models.captioning import (
+    Caption,
+    Captioner,
+    CaptionOptions,
+    VectorCaptioner,
+    load_captioner,
+    parse_captioner_spec,
+)
+from catalens.models.ocr import OcrEngine, OcrFailedError, OcrOptions, OcrResult, load_ocr
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,67 @@ class EnrichReport:
             "seconds": round(self.seconds, 3),
             "items_per_second": round(self.items_per_second, 2),
         }
+
+
+def enrich_store(
+    path: str | Path,
+    *,
+    captioner: str | None = None,
+    caption_options: CaptionOptions | None = None,
+    ocr: str | None = None,
+    ocr_options: OcrOptions | None = None,
+    options: EnrichOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> list[EnrichReport]:
+    """Run the caption pass, then the OCR pass, over the store at ``path``, under its writer lock.
+
+    Each model is loaded only when its pass starts (the captioner once the lock is held, the OCR engine
+    after the captions are committed), so a slow or broken second model never costs the first pass's work.
+
+    Args:
+        path: the store directory.
+        captioner: a captioner spec (see ``catalens captioners``), or ``None`` for no caption pass.
+        caption_options: the captioner's device and generation options.
+        ocr: an OCR engine spec, or ``None`` for no OCR pass.
+        ocr_options: the OCR engine's thresholds and languages.
+        options: how to run the passes (redo, batch size, workers).
+        progress: where progress goes.
+
+    Returns:
+        One report per pass run, captions first.
+
+    Raises:
+        StoreError: the store is missing, unreadable or locked by another writer.
+        ModelError: a captioner or OCR engine cannot be loaded, or failed on a whole batch.
+    """
+    reports: list[EnrichReport] = []
+    if not captioner and not ocr:
+        return reports
+    with CatalogStore.open(path) as store, store.writer_lock():
+        if captioner:
+            loaded = load_store_captioner(store, captioner, caption_options)
+            reports.append(caption_store(store, loaded, options, progress))
+        if ocr:
+            reports.append(ocr_store(store, load_ocr(ocr, ocr_options), options, progress))
+    return reports
+
+
+def load_store_captioner(store: CatalogStore, spec: str, options: CaptionOptions | None = None) -> Captioner:
+    """Load the captioner ``spec`` names, for captioning ``store``.
+
+    The attribute captioner classifies the store's stored vectors, so it needs the store's own image–text
+    model (loaded here on ``options.device``); the generative captioners need no encoder.
+
+    Raises:
+        UnknownModelError: the spec names no captioner.
+        ModelError: the captioner or the store's model cannot be loaded.
+    """
+    options = options or CaptionOptions()
+    parsed = parse_captioner_spec(spec)
+    encoder = None
+    if parsed.kind == "attributes":
+        encoder = default_registry().load(store.manifest.model, LoadOptions(device=options.device))
+    return load_captioner(parsed, options, encoder=encoder)
 
 
 def caption_store(

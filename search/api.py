@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,25 @@ async def _refresh_forever(app: FastAPI, interval: float) -> None:
             log.exception("index refresh failed; keeping the current generation")
 
 
+def open_engine(settings: Settings) -> SearchEngine:
+    """Open the engine the settings describe: the one place the service's engine is built.
+
+    Used by the service's start-up and by ``catalens serve``, which opens it before serving so that a missing
+    store or model is reported with an exit code rather than a crashed worker.
+
+    Raises:
+        StoreError: the store is missing, of another model or unreadable.
+        ModelError: the store's model (or the text encoder) cannot be loaded.
+    """
+    return SearchEngine.open(
+        settings.store,
+        device=settings.device,
+        fusion=settings.fusion(),
+        text_encoder=settings.text_encoder,
+        allow_unpaired=settings.allow_unpaired_text_encoder,
+    )
+
+
 def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAPI:
     """Build the service.
 
@@ -78,16 +96,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
-        app.state.engine = engine or await run_in_threadpool(
-            partial(
-                SearchEngine.open,
-                settings.store,
-                device=settings.device,
-                fusion=settings.fusion(),
-                text_encoder=settings.text_encoder,
-                allow_unpaired=settings.allow_unpaired_text_encoder,
-            )
-        )
+        app.state.engine = engine or await run_in_threadpool(open_engine, settings)
         fetch = FetchOptions(max_bytes=settings.max_upload_bytes, timeout_s=settings.fetch_timeout_s)
         app.state.writer = CatalogWriter(app.state.engine, fetch)
         refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s))

@@ -1,8 +1,14 @@
-"""The compact combined-query syntax of the CLI, in the spirit of rclip.
+"""The compact query syntax: combined queries (CLI) and metadata filters (CLI and HTTP service alike).
 
-``"2:red dress" + ./photo.jpg - leather`` is three terms joined by ``+`` and ``-``: each term is text, an
-image path (a file that exists), or ``item:ID`` (a stored item); an optional ``WEIGHT:`` prefix scales it,
-and ``-`` subtracts it. Words between operators form one term, so quoting is optional.
+Combined queries, in the spirit of rclip: ``"2:red dress" + ./photo.jpg - leather`` is three terms joined by
+``+`` and ``-``: each term is text, an image path (a file that exists), or ``item:ID`` (a stored item); an
+optional ``WEIGHT:`` prefix scales it, and ``-`` subtracts it. Words between operators form one term, so
+quoting is optional.
+
+Filters: ``NAME=VALUE`` or ``NAME:VALUE`` (the first ``=`` or ``:`` splits), the same on the command line
+(``--filter``) and over HTTP (``attr``): ``category=shoes,bags`` (one of several categories),
+``price=10..50`` (either end may be left open), ``price_min=10``, ``price_max=50``, and any other name is an
+attribute that must equal the value.
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from catalens.indexer.store import ItemFilter
 from catalens.search.errors import QueryError
 
 _WEIGHT = re.compile(r"^(?P<weight>[+-]?(?:\d+(?:\.\d*)?|\.\d+)):(?P<rest>.+)$", re.S)
@@ -87,3 +95,60 @@ def _term(text: str, sign: float) -> Term:
     if os.path.isfile(os.path.expanduser(text)):
         return Term("image", os.path.expanduser(text), sign * weight)
     return Term("text", text, sign * weight)
+
+
+_FILTER_SEPARATOR = re.compile(r"[=:]")
+
+
+def split_filter(spec: str, what: str = "filter") -> tuple[str, str]:
+    """Split one filter at its first ``=`` or ``:`` into a stripped name and value.
+
+    Args:
+        spec: e.g. ``"color=red"`` or ``"color:red"``; the value may hold further ``=`` or ``:``.
+        what: how the caller's surface names a filter (``--filter``, ``attr``), used in the error message.
+
+    Raises:
+        QueryError: no separator, or an empty name or value.
+    """
+    parts = _FILTER_SEPARATOR.split(spec, maxsplit=1)
+    name, value = (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else ("", "")
+    if not name or not value:
+        raise QueryError(f"{what} needs NAME=VALUE or NAME:VALUE, got {spec!r}")
+    return name, value
+
+
+def parse_filters(specs: Iterable[str], what: str = "filter") -> ItemFilter:
+    """Turn filter expressions into one :class:`ItemFilter` (every condition must hold).
+
+    Args:
+        specs: ``NAME=VALUE`` or ``NAME:VALUE`` strings: ``category=shoes,bags``, ``price=10..50``,
+            ``price_min=10``, ``price_max=50``, or ``ATTRIBUTE=VALUE``. A later price bound replaces an earlier one.
+        what: how the caller's surface names a filter (``--filter``, ``attr``), used in error messages.
+
+    Returns:
+        The combined filter; attributes in the order given.
+
+    Raises:
+        QueryError: a malformed expression, or a price that is not a number (the message quotes it).
+    """
+    categories: list[str] = []
+    attributes: list[tuple[str, str]] = []
+    bounds: dict[str, float | None] = {"price_min": None, "price_max": None}
+    for spec in specs:
+        name, value = split_filter(spec, what)
+        try:
+            if name == "category":
+                categories.extend(v.strip() for v in value.split(",") if v.strip())
+            elif name == "price":
+                low, dots, high = value.partition("..")
+                if not dots:
+                    raise ValueError(value)
+                bounds["price_min"] = float(low) if low else None
+                bounds["price_max"] = float(high) if high else None
+            elif name in bounds:
+                bounds[name] = float(value)
+            else:
+                attributes.append((name, value))
+        except ValueError:
+            raise QueryError(f"{what} {spec!r}: price filters take numbers, e.g. price=10..50") from None
+    return ItemFilter(tuple(categories), bounds["price_min"], bounds["price_max"], tuple(attributes))

@@ -83,7 +83,11 @@ class SearchRequest(BaseModel):
 
 
 class CatalogItemOut(BaseModel):
-    """The catalog fields every item answer carries, with links to its image and thumbnail."""
+    """The catalog fields every item answer carries, with links to its image and thumbnail.
+
+    ``product_id`` ... ``attributes`` are :class:`catalens.indexer.records.CatalogFields`, declared here too
+    so that type checkers see them; ``tests/unit/test_store.py`` fails when the two disagree.
+    """
 
     id: str
     product_id: str | None
@@ -290,10 +294,6 @@ class InfoOut(BaseModel):
         default_factory=list, description="items that could not be indexed, most recent first (see ?failures=)"
     )
     limits: LimitsOut | None = None
-
-
-class ErrorOut(BaseModel):
-    detail: str
 
 
 class PydanticJSONResponse(Response):

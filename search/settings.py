@@ -43,6 +43,31 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(default=Fusion.lexical_weight, ge=0)
     rrf_k: float = Field(default=Fusion.rank_constant, ge=0)
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``CATALENS_*`` environment variables, from which ``Settings()`` rebuilds them.
+
+        How settings reach other processes (``catalens serve --workers N`` starts uvicorn workers that build
+        their app from the environment). Every field is written, so values given as arguments win over stale
+        variables; a field that is ``None`` is left out, and its variable belongs removed (see
+        :meth:`env_names`).
+        """
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            env[self.env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """The environment variable of every field, e.g. ``CATALENS_STORE``."""
+        return [cls.env_name(name) for name in cls.model_fields]
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable of one field."""
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
     def fusion(self) -> Fusion:
         """The engine's hybrid fusion settings."""
         return Fusion(vector_weight=self.vector_weight, lexical_weight=self.lexical_weight, rank_constant=self.rrf_k)

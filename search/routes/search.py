@@ -6,21 +6,14 @@ from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Form, Query
 from fastapi.concurrency import run_in_threadpool
 
 from catalens.indexer.images import decode_image
-from catalens.search.engine import QueryPart, SearchMode
-from catalens.search.routes.deps import (
-    EngineDep,
-    LinksDep,
-    PageQuery,
-    SearchQuery,
-    SettingsDep,
-    parse_attributes,
-    search_options,
-)
-from catalens.search.schemas import Filters, PydanticJSONResponse, SearchRequest, SearchResponse
+from catalens.search.engine import QueryPart
+from catalens.search.routes.deps import EngineDep, LinksDep, SettingsDep
+from catalens.search.routes.params import ImageSearchForm, PageQuery, SearchQuery, search_options
+from catalens.search.schemas import PydanticJSONResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -68,40 +61,12 @@ async def search_image(
     engine: EngineDep,
     links: LinksDep,
     settings: SettingsDep,
-    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF")],
-    text: Annotated[str | None, Form(max_length=1000, description="words to add: 'but in red'")] = None,
-    negative: Annotated[str | None, Form(max_length=1000, description="words to move away from")] = None,
-    image_weight: Annotated[float, Form(ge=0, le=100)] = 1.0,
-    text_weight: Annotated[float, Form(ge=0, le=100)] = 1.0,
-    k: Annotated[int, Form(ge=1)] = 10,
-    offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
-    min_score: Annotated[float | None, Form(ge=-1, le=1)] = None,
-    collapse: Annotated[bool, Form()] = False,
-    category: Annotated[list[str] | None, Form()] = None,
-    price_min: Annotated[float | None, Form(ge=0)] = None,
-    price_max: Annotated[float | None, Form(ge=0)] = None,
-    attr: Annotated[list[str] | None, Form()] = None,
-    mode: Annotated[SearchMode, Form(description="hybrid also matches the words of `text`")] = "hybrid",
-    explain: Annotated[bool, Form()] = False,
+    form: Annotated[ImageSearchForm, Form(media_type="multipart/form-data")],
 ) -> PydanticJSONResponse:
-    data = await image.read()
-    decoded = await run_in_threadpool(decode_image, data, source=image.filename or "upload")
-    try:
-        filters = Filters(
-            categories=category or [],
-            price_min=price_min,
-            price_max=price_max,
-            attributes=parse_attributes(attr or []),
-        )
-    except ValueError as e:
-        raise HTTPException(status_code=422, detail=str(e)) from None
-    options = search_options(settings, filters, k, offset, min_score, collapse, mode=mode, explain=explain)
-    parts = [QueryPart(image=decoded.image, weight=image_weight)]
-    if text and text.strip():
-        parts.append(QueryPart(text=text, weight=text_weight))
-    if negative and negative.strip():
-        parts.append(QueryPart(text=negative, weight=-text_weight))
-    result = await run_in_threadpool(engine.search, parts, options)
+    data = await form.image.read()
+    decoded = await run_in_threadpool(decode_image, data, source=form.image.filename or "upload")
+    options = form.options(settings)
+    result = await run_in_threadpool(engine.search, form.parts(decoded.image), options)
     return PydanticJSONResponse(SearchResponse.of(result, links))
 
 

@@ -15,8 +15,18 @@ from typing import Any
 
 import pytest
 
-from catalens.indexer.store import CatalogStore
-from catalens.search.cli import EXIT_FAILED, EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE, main
+from catalens.indexer.store import CatalogStore, ItemFilter
+from catalens.search.cli import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_STORE,
+    EXIT_USAGE,
+    main,
+    parse_filters,
+)
+from catalens.search.errors import QueryError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -221,6 +231,10 @@ def test_search_similar_and_classify_commands(
         "--json",
     )
     assert [h["id"] for h in json.loads(out)["hits"]] == ["sku-0"]
+    # NAME:VALUE, the HTTP service's attr syntax, is the same filter.
+    colon = ["--filter", "category:shoes", "--filter", "price:0..1", "--json"]
+    code, out, _ = run_cli(capsys, "search", "--store", store, "--image", query_image, *colon)
+    assert code == EXIT_OK and [h["id"] for h in json.loads(out)["hits"]] == ["sku-0"]
 
     code, out, _ = run_cli(capsys, "search", "--store", store, "x", "--collapse", "--json", "-k", "8")
     assert len(json.loads(out)["hits"]) == 4
@@ -253,3 +267,36 @@ def test_search_similar_and_classify_commands(
         assert code == EXIT_INPUT and fragment in err, (argv, err)
     code, _, err = run_cli(capsys, "search", "--store", str(tmp_path / "nope"), "x")
     assert code == EXIT_STORE
+
+
+def test_filters_take_name_equals_value_and_name_colon_value_alike() -> None:
+    equals = parse_filters(["category=shoes,bags", "price=10..50", "color=red", "size=M:L"])
+    colons = parse_filters(["category:shoes,bags", "price:10..50", "color:red", "size:M:L"])
+    assert equals == colons == ItemFilter(("shoes", "bags"), 10.0, 50.0, (("color", "red"), ("size", "M:L")))
+    # The first separator splits: what follows may hold either.
+    assert parse_filters(["url=http://a/b", "ratio:1=2"]).attributes == (("url", "http://a/b"), ("ratio", "1=2"))
+    assert parse_filters(["price:..40", "price_min:5"]) == ItemFilter(price_min=5.0, price_max=40.0)
+    for bad, fragment in [("novalue", "NAME=VALUE or NAME:VALUE"), ("color:", "NAME:VALUE"), ("price:cheap", "price")]:
+        with pytest.raises(QueryError, match=fragment):
+            parse_filters([bad])
+
+
+def test_help_loads_no_model_library_nor_web_stack() -> None:
+    probe = (
+        "import sys\n"
+        "from catalens.search.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "parser.format_help()\n"
+        "commands = next(a for a in parser._actions if a.dest == 'command')\n"
+        "for sub in commands.choices.values(): sub.format_help()\n"
+        "heavy = [m for m in ('torch', 'open_clip', 'transformers', 'uvicorn', 'fastapi') if m in sys.modules]\n"
+        "print(len(commands.choices), heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split() == ["13", "[]"]
+    help_text = subprocess.run(
+        [sys.executable, "-m", "catalens.search.cli", "search", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert help_text.returncode == EXIT_OK and "NAME:VALUE works too" in help_text.stdout

@@ -45,9 +45,10 @@ def env() -> dict[str, str]:
 def served(env: dict[str, str]) -> Iterator[Callable[[Path], str]]:
     processes: list[subprocess.Popen[str]] = []
 
-    def serve(store: Path) -> str:
+    def serve(store: Path, *extra: str) -> str:
         port = _free_port()
         command = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store), "--port", str(port)]
+        command += extra
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -115,3 +116,24 @@ def test_index_then_serve_then_reindex_while_serving(
 def test_serve_reports_a_missing_store(tmp_path: Path, env: dict[str, str]) -> None:
     result = _catalens("serve", "--store", str(tmp_path / "nope"), env=env)
     assert result.returncode == 3 and "no catalens store" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_with_workers_hands_its_settings_to_every_worker(
+    tmp_path: Path,
+    tiny_spec: str,
+    make_catalog: Callable[..., Path],
+    env: dict[str, str],
+    served: Callable[..., str],
+) -> None:
+    store = tmp_path / "store"
+    indexed = _catalens("index", str(make_catalog(4)), "--store", str(store), "--model", tiny_spec, "--quiet", env=env)
+    assert indexed.returncode == 0, indexed.stderr
+    env["CATALENS_MAX_K"] = "3"
+    # A variable left over in the environment: serve's own arguments (no --text-encoder) win in every worker.
+    env["CATALENS_TEXT_ENCODER"] = "st:no-such-text-encoder"
+    base = served(store, "--workers", "2")
+    for _ in range(6):  # requests land on either worker
+        assert httpx.get(f"{base}/v1/info").json()["limits"]["max_k"] == 3
+        assert len(httpx.get(f"{base}/v1/search", params={"q": "a product", "k": 3}).json()["hits"]) == 3
+        assert httpx.get(f"{base}/v1/search", params={"q": "a product", "k": 4}).status_code == 422

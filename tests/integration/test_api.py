@@ -335,3 +335,106 @@ def test_path_traversal_ids_never_reach_files(service: Any, tmp_path: Path) -> N
     client = service()
     for attempt in ("../../../../etc/passwd", "%2e%2e%2fmanifest.json", "/etc/passwd"):
         assert client.get(f"/v1/items/{attempt}/image").status_code == 404
+
+
+def test_attr_filters_take_name_colon_value_and_name_equals_value_alike(service: Any) -> None:
+    client = service()
+
+    def ids(params: dict[str, Any]) -> list[str]:
+        response = client.get("/v1/search", params={"q": "x", "k": 10, **params})
+        assert response.status_code == 200, response.text
+        return sorted(h["id"] for h in response.json()["hits"])
+
+    # random_catalog(60): rare items are 0, 25 and 50; blue ones are even; 0 and 50 cost 0, 25 costs 25.
+    expected = ["sku-0000", "sku-0050"]
+    assert ids({"category": "rare", "attr": "color:blue", "price_max": 40}) == expected
+    assert ids({"category": "rare", "attr": "color=blue", "price_max": 40}) == expected
+    # attr takes the CLI's --filter syntax whole: category lists and price ranges too.
+    assert ids({"attr": ["category=rare,none", "color:blue", "price:..40"]}) == expected
+    assert ids({"attr": "category:rare", "price_min": 10}) == ["sku-0025"]
+    # Every condition holds, so two bounds of one side combine to the tighter.
+    assert ids({"attr": ["category:rare", "price=..30"], "price_max": 10}) == expected
+
+    files = {"image": ("query.png", png(5), "image/png")}
+    for attr in ("color:blue", "color=blue"):
+        response = client.post("/v1/search/image", files=files, data={"k": "10", "category": "rare", "attr": attr})
+        assert sorted(h["id"] for h in response.json()["hits"]) == expected
+
+    for bad, fragment in [("nocolon", "NAME=VALUE or NAME:VALUE"), ("price:cheap", "price filters take numbers")]:
+        response = client.get("/v1/search", params={"q": "x", "attr": bad})
+        assert response.status_code == 422 and fragment in response.json()["detail"]
+        response = client.post("/v1/search/image", files=files, data={"attr": bad})
+        assert response.status_code == 422 and fragment in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        ({"k": "0"}, "k: Input should be greater than or equal to 1"),
+        ({"k": "many"}, "k: Input should be a valid integer"),
+        ({"k": "500"}, "k must be at most 200"),
+        ({"text": "x" * 1001}, "text: String should have at most 1000 characters"),
+        ({"image_weight": "101"}, "image_weight: Input should be less than or equal to 100"),
+        ({"mode": "fuzzy"}, "mode: Input should be 'vector', 'lexical' or 'hybrid'"),
+        ({"price_min": "5", "price_max": "1"}, "price_min must not exceed price_max"),
+    ],
+)
+def test_image_search_form_fields_are_validated_with_messages(service: Any, data: dict[str, str], detail: str) -> None:
+    response = service().post("/v1/search/image", files={"image": ("q.png", png(), "image/png")}, data=data)
+    assert response.status_code == 422 and detail in response.json()["detail"], response.text
+
+
+def test_image_search_form_needs_the_image_and_keeps_its_field_names(service: Any) -> None:
+    client = service()
+    response = client.post("/v1/search/image", data={"k": "3"})
+    assert response.status_code == 422 and response.json()["detail"] == "image: Field required"
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/v1/search/image"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    assert list(form["properties"]) == [
+        "image",
+        "text",
+        "negative",
+        "image_weight",
+        "text_weight",
+        "k",
+        "offset",
+        "min_score",
+        "collapse",
+        "category",
+        "price_min",
+        "price_max",
+        "attr",
+        "mode",
+        "explain",
+    ]
+    assert form["required"] == ["image"]
+
+
+def test_settings_survive_a_round_trip_through_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.env_names():
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(
+        store=tmp_path / "store",
+        device="cpu",
+        max_k=17,
+        refresh_interval_s=0.25,
+        allow_url_items=False,
+        text_encoder="st:some-text-model",
+        allow_unpaired_text_encoder=True,
+        vector_weight=0.3,
+        rrf_k=12.5,
+    )
+    env = settings.to_env()
+    assert env["CATALENS_STORE"] == str(tmp_path / "store") and env["CATALENS_ALLOW_URL_ITEMS"] == "false"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings  # type: ignore[call-arg]  # store comes from CATALENS_STORE
+
+    for name in Settings.env_names():
+        monkeypatch.delenv(name, raising=False)
+    defaults = Settings(store=tmp_path)
+    assert "CATALENS_TEXT_ENCODER" not in defaults.to_env()  # None is left out
+    for name, value in defaults.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == defaults  # type: ignore[call-arg]

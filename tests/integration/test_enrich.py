@@ -202,3 +202,24 @@ def test_blip_captions_are_stored_searchable_and_incremental(
     assert json.loads(capsys.readouterr().out)["done"] == 0
     assert main(caption) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 3
+
+
+def test_the_attribute_captioner_classifies_with_the_stores_own_model(
+    tmp_path: Path, tiny_spec: str, make_catalog: Any
+) -> None:
+    from catalens.indexer.enrich import enrich_store, load_store_captioner
+    from catalens.indexer.pipeline import IndexOptions, index_catalog
+    from catalens.models.captioning import CaptionOptions, VectorCaptioner
+
+    store_path = tmp_path / "store"
+    index_catalog(make_catalog(4), store_path, IndexOptions(model=tiny_spec))
+    with CatalogStore.open(store_path) as store:
+        captioner = load_store_captioner(store, "attributes", CaptionOptions(device="cpu"))
+        assert isinstance(captioner, VectorCaptioner)
+        _, vectors = store.vectors_for(store.matching_keys(ItemFilter()))
+        assert vectors.shape[0] == 4 and len(captioner.caption_vectors(vectors)) == 4
+
+    # The Python API runs both passes under the writer lock, captions first, loading each model itself.
+    reports = enrich_store(store_path, captioner="attributes", caption_options=CaptionOptions(device="cpu"))
+    assert [(r.kind, r.spec, r.done) for r in reports] == [("caption", f"attributes@{tiny_spec}", 4)]
+    assert enrich_store(store_path) == []

@@ -1,0 +1,139 @@
+"""``catalens index``, ``reindex`` and ``info``: build a store, rebuild its vector index, describe it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from catalens.search.cli.enrichment import run_passes
+from catalens.search.cli.exits import EXIT_FAILED, EXIT_OK
+from catalens.search.cli.parsing import add_caption_options, positive_int
+from catalens.search.cli.render import emit_json, print_index_report, print_pass, print_store_info
+
+if TYPE_CHECKING:
+    from catalens.search.cli.parsing import Commands
+
+
+def register_index(commands: Commands) -> None:
+    """Add ``catalens index``."""
+    index = commands.add_parser("index", help="index a folder or CSV/JSONL manifest into a store")
+    index.add_argument("source", help="a folder of images, or a CSV/JSONL manifest")
+    index.add_argument("--store", required=True, help="the store directory (created when missing)")
+    index.add_argument(
+        "--model",
+        help="model spec (default: the store's model; for a new store `auto`: pretrained ViT-B-32 when "
+        "its weights are cached or downloadable, else the shipped catalens-mini)",
+    )
+    index.add_argument("--index", dest="index_factory", help="FAISS index-factory string (default Flat: exact)")
+    index.add_argument("--batch-size", type=positive_int, help="images per forward pass")
+    index.add_argument("--workers", type=positive_int, help="decode threads")
+    index.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    index.add_argument("--rebuild", action="store_true", help="re-embed everything (required to switch models)")
+    add_caption_options(index)
+    index.add_argument("--strict", action="store_true", help="exit non-zero when any item failed")
+    index.add_argument(
+        "--caption",
+        metavar="SPEC",
+        help="caption every image after indexing: blip, blip-large, blip2, blip:DIR, attributes (zero-shot with "
+        "the store's model; no extra weights), attributes:VOCAB.json; see `catalens captioners`",
+    )
+    index.add_argument(
+        "--ocr",
+        nargs="?",
+        const="default",
+        metavar="ENGINE",
+        help="read the text in every image after indexing (rapidocr, the default, or tesseract)",
+    )
+    index.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    index.add_argument("--quiet", action="store_true", help="no progress bars")
+    index.set_defaults(handler=run_index)
+
+
+def register_reindex(commands: Commands) -> None:
+    """Add ``catalens reindex``."""
+    reindex = commands.add_parser("reindex", help="rebuild the FAISS index from the store's SQLite alone")
+    reindex.add_argument("--store", required=True)
+    reindex.add_argument("--index", dest="index_factory", help="switch to another FAISS index-factory string")
+    reindex.add_argument("--json", action="store_true")
+    reindex.set_defaults(handler=run_reindex)
+
+
+def register_info(commands: Commands) -> None:
+    """Add ``catalens info``."""
+    info = commands.add_parser("info", help="describe a store")
+    info.add_argument("--store", required=True)
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(handler=run_info)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """Index the catalog, then run the caption and OCR passes asked for; exit 1 when nothing (or, with
+    ``--strict``, not everything) was indexed."""
+    from catalens.indexer.pipeline import IndexOptions, index_catalog
+    from catalens.search.progress import TqdmProgress
+
+    options = IndexOptions(
+        model=args.model,
+        index_factory=args.index_factory,
+        batch_size=args.batch_size,
+        rebuild=args.rebuild,
+        device=args.device,
+        **({"workers": args.workers} if args.workers else {}),
+    )
+    progress = TqdmProgress(enabled=not args.quiet)
+    report = index_catalog(args.source, args.store, options, progress)
+    # The vector index is published before captioning and OCR start, so slow passes never delay it.
+    passes = run_passes(args, args.caption, args.ocr, progress) if report.indexed_total else []
+    if args.json:
+        emit_json({**report.to_dict(), "passes": [p.to_dict() for p in passes]} if passes else report.to_dict())
+    else:
+        print_index_report(report)
+        for done in passes:
+            print_pass(done)
+    failed_passes = any(p.failed for p in passes)
+    if report.indexed_total == 0 or (args.strict and (report.failed or failed_passes)):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    """Rebuild the vector index from SQLite, optionally with another index factory."""
+    from catalens.indexer.pipeline import reindex
+
+    state = reindex(args.store, args.index_factory)
+    if args.json:
+        emit_json({"generation": state.generation, "factory": state.factory, "count": state.count})
+    else:
+        print(f"Rebuilt the index from SQLite: {state.count} vectors, {state.factory}, generation {state.generation}")
+    return EXIT_OK
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Describe the store: schema, model, counts, index, passes, size and recent failures."""
+    from catalens.indexer.store import CatalogStore
+
+    with CatalogStore.open(args.store) as store:
+        manifest = store.manifest
+        index = manifest.index
+        payload: dict[str, Any] = {
+            "store": str(store.path),
+            "schema_version": manifest.schema_version,
+            "model": manifest.model,
+            "dim": manifest.dim,
+            "items": store.status_counts(),
+            "vectors": store.vector_count(),
+            "index": {
+                "factory": index.factory if index else manifest.index_factory,
+                "generation": index.generation if index else None,
+                "count": index.count if index else 0,
+                "built_at": index.built_at if index else None,
+            },
+            "passes": store.enrichment_counts(),
+            "size_bytes": store.size_on_disk(),
+            "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in store.failures(100)],
+        }
+    if args.json:
+        emit_json(payload)
+    else:
+        print_store_info(payload)
+    return EXIT_OK
