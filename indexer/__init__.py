@@ -1,4 +1,4 @@
-"""catalens indexer: catalog sources, safe decoding, the catalog store and the FAISS index built from it."""
+"""catalens indexer: catalog sources, safe decoding, the catalog store, its vector index and the jobs that fill them."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ import numpy as np
 from catalens.indexer.errors import ItemError
 from catalens.indexer.fetch import Fetcher
 from catalens.indexer.images import decode_image
+from catalens.indexer.records import catalog_values
 from catalens.indexer.store import CatalogStore, ItemFilter, StoredItem
 from catalens.models import LoadOptions, ModelError, default_registry
 from catalens.models.openclip import OpenClipEncoder, save_checkpoint
@@ -92,14 +93,7 @@ class FinetuneReport:
 def item_text(item: StoredItem, template: str) -> str:
     """Fill ``template`` from an item's fields; missing fields become empty and stray punctuation is tidied."""
     values: dict[str, Any] = {str(k): v for k, v in item.attributes.items()}
-    values.update(
-        id=item.id,
-        product_id=item.product_id,
-        title=item.title,
-        description=item.description,
-        category=item.category,
-        price=item.price,
-    )
+    values.update({name: value for name, value in catalog_values(item).items() if name != "attributes"}, id=item.id)
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     text = template.format_map({name: "" if values.get(name) is None else values[name] for name in fields})
     text = re.sub(r"\s+", " ", text)

@@ -1,1 +1,1 @@
-"""Static files of the catalens web page, shipped inside the wheel as ``search.web``."""
+"""Static files of the catalens web page, shipped inside the wheel as ``catalens.web``."""
