@@ -1,5 +1,7 @@
 // The page talks only to the public /v1 API. URLs are relative to the page, so the service may be mounted
-// under a path prefix.
+// under a path prefix. Requests carry the API key the page was given, if any (see auth.js).
+
+import { authHeaders, keyNeeded } from "./auth.js";
 
 export class ApiError extends Error {
   /** @param {number} status HTTP status, 0 when the service could not be reached */
@@ -21,7 +23,8 @@ function url(path, params) {
 }
 
 async function request(path, { params, json, form, signal, method } = {}) {
-  const init = { method: method || (json || form ? "POST" : "GET"), signal, headers: { accept: "application/json" } };
+  const headers = { accept: "application/json", ...authHeaders() };
+  const init = { method: method || (json || form ? "POST" : "GET"), signal, headers };
   if (json) {
     init.body = JSON.stringify(json);
     init.headers["content-type"] = "application/json";
@@ -45,6 +48,7 @@ async function request(path, { params, json, form, signal, method } = {}) {
     const detail = body && typeof body.detail === "string" ? body.detail : "";
     const reason = detail || `${response.status} ${response.statusText || "error"}`.trim();
     const prefix = response.status >= 500 ? "The service had a problem: " : "";
+    if (response.status === 401) keyNeeded(reason);
     throw new ApiError(response.status, `${prefix}${reason}`);
   }
   if (body === null) throw new ApiError(response.status, "The service sent an answer the page cannot read.");

@@ -3,6 +3,7 @@
 // returns to.
 
 import { getInfo, getItem } from "./api.js";
+import { setupKeyForm, takeKeyFromFragment } from "./auth.js";
 import { createCatalog } from "./catalog.js";
 import { debounce, fill, fmt, h, thumb } from "./dom.js";
 import { createFilters } from "./filters.js";
@@ -11,7 +12,10 @@ import { describe, fetchPage, gridKeys, renderEmpty, renderPage } from "./result
 import { hasFilters, hasQuery, likeUrl, parseState, searchKey, toUrl } from "./state.js";
 import { recallImage, rememberImage } from "./uploads.js";
 
+takeKeyFromFragment(); // before the URL is read below: a key given as #key=... never stays in the address
+
 const $ = (selector) => document.querySelector(selector);
+setupKeyForm($("#key-form"), $("#forget-key"));
 const ui = {
   form: $("#search-form"),
   q: $("#q"),

@@ -2,6 +2,8 @@
 // HTML; the one exception, the service's <mark> snippets, is parsed by `marked` into text nodes and <mark>
 // elements, so no string ever reaches innerHTML.
 
+import { retryWithKey } from "./auth.js";
+
 /**
  * Build an element: h("a", {href: "?q=x", class: "link"}, "text", child).
  * Attributes: `class`, `dataset` (object), `on` (object of event handlers), booleans (true sets the
@@ -90,10 +92,13 @@ export function debounce(fn, ms) {
   return debounced;
 }
 
-/** An image that shows a neutral placeholder instead of a broken-image icon when it cannot load. */
+/**
+ * An image that shows a neutral placeholder instead of a broken-image icon when it cannot load. Where reads
+ * need a key, a failed load is retried with the page's key (an <img> cannot send one itself).
+ */
 export function thumb(src, alt, size, extra = {}) {
   const img = h("img", { src, alt, width: size, height: size, loading: "lazy", decoding: "async", ...extra });
-  img.addEventListener("error", () => img.classList.add("broken"), { once: true });
+  img.addEventListener("error", () => retryWithKey(img) || img.classList.add("broken"), { once: true });
   return img;
 }
 

@@ -3,6 +3,7 @@
 // items. Escape, the close button or a click outside closes it.
 
 import { ApiError, classify, getItem, getSimilar } from "./api.js";
+import { retryWithKey } from "./auth.js";
 import { fieldLabel, fill, fmt, h } from "./dom.js";
 import { card } from "./results.js";
 
@@ -116,7 +117,7 @@ export function createItemView(dialog, hooks) {
       h(
         "div",
         { class: "item-layout" },
-        h("figure", { class: "item-figure" }, h("img", { src: item.image_url, alt: title, width: item.width || undefined, height: item.height || undefined })),
+        h("figure", { class: "item-figure" }, h("img", { src: item.image_url, alt: title, width: item.width || undefined, height: item.height || undefined, on: { error: (event) => retryWithKey(event.target) } })),
         h(
           "div",
           { class: "item-info" },
