@@ -13,6 +13,7 @@ attribute that must equal the value.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -129,7 +130,8 @@ def parse_filters(specs: Iterable[str], what: str = "filter") -> ItemFilter:
         The combined filter; attributes in the order given.
 
     Raises:
-        QueryError: a malformed expression, or a price that is not a number (the message quotes it).
+        QueryError: a malformed expression, a price that is not a finite number (the message quotes it), or
+            a price range whose minimum exceeds its maximum (``price=50..10``).
     """
     categories: list[str] = []
     attributes: list[tuple[str, str]] = []
@@ -140,15 +142,20 @@ def parse_filters(specs: Iterable[str], what: str = "filter") -> ItemFilter:
             if name == "category":
                 categories.extend(v.strip() for v in value.split(",") if v.strip())
             elif name == "price":
-                low, dots, high = value.partition("..")
+                start, dots, end = value.partition("..")
                 if not dots:
                     raise ValueError(value)
-                bounds["price_min"] = float(low) if low else None
-                bounds["price_max"] = float(high) if high else None
+                bounds["price_min"] = float(start) if start else None
+                bounds["price_max"] = float(end) if end else None
             elif name in bounds:
                 bounds[name] = float(value)
             else:
                 attributes.append((name, value))
+            if any(bound is not None and not math.isfinite(bound) for bound in bounds.values()):
+                raise ValueError(value)
         except ValueError:
             raise QueryError(f"{what} {spec!r}: price filters take numbers, e.g. price=10..50") from None
+    low, high = bounds["price_min"], bounds["price_max"]
+    if low is not None and high is not None and low > high:
+        raise QueryError(f"{what}: the price range {low:g}..{high:g} is empty (its minimum exceeds its maximum)")
     return ItemFilter(tuple(categories), bounds["price_min"], bounds["price_max"], tuple(attributes))

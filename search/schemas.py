@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
@@ -11,6 +11,17 @@ from catalens.indexer.lexical import highlight_html
 from catalens.indexer.store import Enrichment, ItemFilter, StoredItem
 from catalens.search.engine import Classification, Explanation, Hit, SearchMode, SearchResult
 
+#: A JSON number that is neither NaN nor infinite (Python's JSON parser accepts ``NaN`` and ``Infinity``).
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+#: Classification request limits also written into the schema (the service's settings may tighten them).
+MAX_CLASSIFY_IDS = 1000
+
+
+def _one_given(*names: str) -> dict[str, Any]:
+    """A JSON-schema ``oneOf`` saying exactly one of ``names`` is present and not null."""
+    return {"oneOf": [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names]}
+
 
 class Filters(BaseModel):
     """Metadata filters; every given condition must hold."""
@@ -18,8 +29,8 @@ class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     categories: list[str] = Field(default_factory=list, description="the item's category is one of these")
-    price_min: float | None = Field(default=None, ge=0)
-    price_max: float | None = Field(default=None, ge=0)
+    price_min: FiniteFloat | None = Field(default=None, ge=0)
+    price_max: FiniteFloat | None = Field(default=None, ge=0, description="at least price_min when both are given")
     attributes: dict[str, str] = Field(default_factory=dict, description="attribute name -> required value")
 
     @model_validator(mode="after")
@@ -40,12 +51,17 @@ class Filters(BaseModel):
 class QueryPartIn(BaseModel):
     """One weighted part of a combined query: exactly one of ``text``, ``item_id`` or ``vector``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_given("text", "item_id", "vector"))
 
     text: str | None = Field(default=None, min_length=1, max_length=1000)
     item_id: str | None = Field(default=None, min_length=1)
-    vector: list[float] | None = Field(default=None, min_length=1, max_length=8192)
-    weight: float = Field(default=1.0, ge=-100, le=100, description="negative weights push results away")
+    vector: list[FiniteFloat] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8192,
+        description="the model's dimension of finite numbers (norm at most 1e6); normalised before use",
+    )
+    weight: FiniteFloat = Field(default=1.0, ge=-100, le=100, description="negative weights push results away")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> QueryPartIn:
@@ -58,13 +74,24 @@ class QueryPartIn(BaseModel):
 class SearchRequest(BaseModel):
     """A search: a plain text ``query`` and/or weighted ``parts``, with filters and paging."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says what the validator below checks: a query, or at least one part, must be given.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["query"], "properties": {"query": {"type": "string"}}},
+                {"required": ["parts"], "properties": {"parts": {"minItems": 1}}},
+            ]
+        },
+    )
 
     query: str | None = Field(default=None, min_length=1, max_length=1000, description="text query")
-    parts: list[QueryPartIn] = Field(default_factory=list, max_length=16)
-    k: int = Field(default=10, ge=1)
+    parts: list[QueryPartIn] = Field(
+        default_factory=list, max_length=16, description="weighted parts; give a query, parts or both"
+    )
+    k: int = Field(default=10, ge=1, description="hits per page, at most the service's max_k (see /v1/info)")
     offset: int = Field(default=0, ge=0, le=10_000)
-    min_score: float | None = Field(default=None, ge=-1, le=1)
+    min_score: FiniteFloat | None = Field(default=None, ge=-1, le=1)
     filters: Filters = Field(default_factory=Filters)
     collapse_by_product: bool = False
     mode: SearchMode = Field(default="hybrid", description="vector, lexical or hybrid (both fused by rank)")
@@ -222,9 +249,16 @@ class ClassifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[str] = Field(min_length=1, max_length=1000)
-    labels: list[str] = Field(min_length=1, max_length=1000)
-    templates: list[str] | None = Field(default=None, max_length=32, description='prompts with "{}" for the label')
+    ids: list[str] = Field(min_length=1, max_length=MAX_CLASSIFY_IDS)
+    labels: list[str] = Field(
+        min_length=1,
+        max_length=1000,
+        description="unique, non-empty labels; the service's limits on labels, label length and "
+        "labels x templates apply (see /v1/info)",
+    )
+    templates: list[str] | None = Field(
+        default=None, max_length=32, description='prompts with exactly one "{}" for the label'
+    )
     top_k: int = Field(default=3, ge=1, le=1000)
 
 
@@ -269,9 +303,20 @@ class PriceRangeOut(BaseModel):
     max: float = Field(description="the highest price of an indexed item")
 
 
+class ClassifyLimitsOut(BaseModel):
+    """The most work one ``POST /v1/classify`` may ask for; a request past one gets 422 naming it."""
+
+    max_labels: int
+    max_templates: int
+    max_label_chars: int
+    max_template_chars: int
+    max_prompts: int = Field(description="labels x templates")
+
+
 class LimitsOut(BaseModel):
     max_k: int = Field(description="the largest page size a request may ask for")
     max_upload_bytes: int = Field(description="the largest request body accepted")
+    classify: ClassifyLimitsOut | None = None
 
 
 class InfoOut(BaseModel):
@@ -294,6 +339,10 @@ class InfoOut(BaseModel):
         default_factory=list, description="items that could not be indexed, most recent first (see ?failures=)"
     )
     limits: LimitsOut | None = None
+    index_problem: str | None = Field(
+        default=None,
+        description="why the current index file is not served (damaged) and what stands in; catalens reindex fixes it",
+    )
 
 
 class PydanticJSONResponse(Response):
@@ -308,3 +357,24 @@ class PydanticJSONResponse(Response):
 
     def __init__(self, model: BaseModel, status_code: int = 200) -> None:
         super().__init__(content=model.model_dump_json(), status_code=status_code)
+
+
+class JPEGResponse(Response):
+    """A JPEG image: the response class of the image routes, so OpenAPI documents ``image/jpeg``."""
+
+    media_type = "image/jpeg"
+
+
+#: OpenAPI ``responses=`` declarations of the routes, beside the 422 every route documents: what each
+#: route may answer besides success, so clients (and schemathesis) find every status documented.
+ITEM_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no item with this id"}}
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the image, re-encoded as JPEG",
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    304: {"description": "not modified (the If-None-Match ETag matches)"},
+    404: {"description": "no item with this id, or its image cannot be read"},
+}
+STORE_BUSY: dict[int | str, dict[str, Any]] = {409: {"description": "an indexer is writing to the store; retry"}}
+BODY_TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "the request body passes the upload limit"}}

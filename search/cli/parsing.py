@@ -6,6 +6,7 @@ Kept free of heavy imports: building the parser (``catalens --help``) never load
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -49,6 +50,25 @@ def fraction(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    """A finite ``float``: NaN and infinities are refused (an argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """A finite ``float`` of at least 0 (an argparse ``type``)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def add_caption_options(parser: argparse.ArgumentParser) -> None:
     """Captioner options of ``index`` and ``caption`` (and ``--device`` unless the command has one)."""
     parser.add_argument("--caption-prompt", help="text the captioner continues (BLIP, BLIP-2)")
@@ -70,7 +90,7 @@ def add_result_options(parser: argparse.ArgumentParser) -> None:
         help="category=shoes (or shoes,bags), price=10..50, price_min=10, price_max=50, or ATTRIBUTE=VALUE; "
         "NAME:VALUE works too",
     )
-    parser.add_argument("--min-score", type=float, help="hide results less similar than this (cosine)")
+    parser.add_argument("--min-score", type=finite_float, help="hide results less similar than this (cosine)")
     parser.add_argument("--collapse", action="store_true", help="one result per product_id")
     parser.add_argument("--explain", action="store_true", help="show why each result was returned")
     parser.add_argument("--device", default="auto")
@@ -100,6 +120,6 @@ def add_ranking_options(parser: argparse.ArgumentParser, several_modes: bool = F
         "hybrid (both, fused by reciprocal rank; default)"
         + ("; a comma-separated list compares modes" if several_modes else ""),
     )
-    parser.add_argument("--vector-weight", type=float, help="hybrid: weight of the vector list (default 1)")
-    parser.add_argument("--lexical-weight", type=float, help="hybrid: weight of the lexical list (default 1)")
-    parser.add_argument("--rrf-k", type=float, help="hybrid: reciprocal-rank constant (default 60)")
+    parser.add_argument("--vector-weight", type=non_negative, help="hybrid: weight of the vector list (default 1)")
+    parser.add_argument("--lexical-weight", type=non_negative, help="hybrid: weight of the lexical list (default 1)")
+    parser.add_argument("--rrf-k", type=non_negative, help="hybrid: reciprocal-rank constant (default 60)")

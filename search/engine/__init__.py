@@ -6,17 +6,18 @@ both lists fused by reciprocal rank, so a brand name printed on a box and a visu
 Image-only and item-only queries have no words, so hybrid answers them from vectors alone.
 
 Modules, one concern each: ``types`` (queries, options, hits, results), ``snapshot`` (the index generation a
-query searches, and its refresh), ``embedding`` (query parts to a vector), ``retrieval`` (the vector and the
-lexical lists), ``fusion`` (hybrid ranking), ``classification`` (zero-shot labels) and ``facade``
-(:class:`SearchEngine`, which composes them).
+query searches, and its refresh), ``model_access`` (the model and the lock around its forward passes),
+``embedding`` (query parts to a vector), ``retrieval`` (the vector and the lexical lists), ``fusion`` (hybrid
+ranking), ``classification`` (zero-shot labels) and ``facade`` (:class:`SearchEngine`, which composes them).
 """
 
 from __future__ import annotations
 
-from catalens.search.engine.classification import DEFAULT_TEMPLATES, MAX_LABELS, Classifier
-from catalens.search.engine.embedding import QueryEmbedder
+from catalens.search.engine.classification import DEFAULT_TEMPLATES, MAX_LABELS, Classifier, ClassifyLimits
+from catalens.search.engine.embedding import QueryEmbedder, raw_query_vector
 from catalens.search.engine.facade import SearchEngine
 from catalens.search.engine.fusion import FusedRanking, fusion_depth, reciprocal_rank_fusion
+from catalens.search.engine.model_access import ModelGate
 from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, MAX_WIDENING, LexicalRetriever, VectorRetriever
 from catalens.search.engine.snapshot import Snapshot, Snapshots
 from catalens.search.engine.types import (
@@ -40,11 +41,13 @@ __all__ = [
     "SEARCH_MODES",
     "Classification",
     "Classifier",
+    "ClassifyLimits",
     "Explanation",
     "FusedRanking",
     "Fusion",
     "Hit",
     "LexicalRetriever",
+    "ModelGate",
     "Prediction",
     "QueryEmbedder",
     "QueryPart",
@@ -56,5 +59,6 @@ __all__ = [
     "Snapshots",
     "VectorRetriever",
     "fusion_depth",
+    "raw_query_vector",
     "reciprocal_rank_fusion",
 ]

@@ -4,12 +4,14 @@ It composes small collaborators, one per concern: :class:`Snapshots` (the genera
 refresh), :class:`QueryEmbedder` (query parts to a vector), :class:`VectorRetriever` and
 :class:`LexicalRetriever` (the two ranked lists), :func:`reciprocal_rank_fusion` (hybrid ranking) and
 :class:`Classifier` (zero-shot labels). The engine itself only dispatches by mode and pages results.
+
+The model is owned by one :class:`ModelGate`: queries, labels and the service's writes (through
+:meth:`SearchEngine.encode_images`) all run their forward passes through it, one at a time.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -19,9 +21,10 @@ from PIL import Image
 from catalens.indexer.lexical import match_expression
 from catalens.indexer.store import CatalogStore
 from catalens.models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
-from catalens.search.engine.classification import Classifier
+from catalens.search.engine.classification import Classifier, ClassifyLimits
 from catalens.search.engine.embedding import QueryEmbedder
 from catalens.search.engine.fusion import fusion_depth, reciprocal_rank_fusion
+from catalens.search.engine.model_access import ModelGate
 from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, LexicalRetriever, VectorRetriever
 from catalens.search.engine.snapshot import Snapshots
 from catalens.search.engine.types import (
@@ -54,6 +57,7 @@ class SearchEngine:
         exact_filter_limit: int = EXACT_FILTER_LIMIT,
         search_threads: int = 1,
         fusion: Fusion | None = None,
+        classify_limits: ClassifyLimits | None = None,
     ) -> None:
         """
         Args:
@@ -62,6 +66,7 @@ class SearchEngine:
             exact_filter_limit: filters matching at most this many items are scored exactly.
             search_threads: threads each vector-index search may use.
             fusion: hybrid fusion settings (the measured defaults if ``None``).
+            classify_limits: the most work one classification may ask for (the defaults if ``None``).
 
         Raises:
             QueryError: the encoder is not the store's model.
@@ -71,9 +76,9 @@ class SearchEngine:
         self.store = store
         self.encoder = encoder
         self.fusion = fusion or Fusion()
-        model_lock = threading.Lock()  # one forward pass at a time, for queries and labels alike
-        self._embedder = QueryEmbedder(store, encoder, model_lock)
-        self._classifier = Classifier(encoder, model_lock)
+        self._model = ModelGate(encoder)  # one forward pass at a time, for queries, labels and writes alike
+        self._embedder = QueryEmbedder(store, self._model)
+        self._classifier = Classifier(self._model, classify_limits)
         self._vectors = VectorRetriever(store, exact_limit=exact_filter_limit, search_threads=search_threads)
         self._lexical = LexicalRetriever(store)
         self._snapshots = Snapshots(store, encoder.spec)
@@ -89,6 +94,7 @@ class SearchEngine:
         fusion: Fusion | None = None,
         text_encoder: str | None = None,
         allow_unpaired: bool = False,
+        classify_limits: ClassifyLimits | None = None,
     ) -> SearchEngine:
         """Open a store and load the model its vectors were made with.
 
@@ -97,6 +103,7 @@ class SearchEngine:
                 tower, e.g. a multilingual model aligned to the store's image tower (see
                 :mod:`models.text_encoders` for the pairing rules).
             allow_unpaired: accept a text encoder not registered as aligned to the store's model.
+            classify_limits: the most work one classification may ask for (the defaults if ``None``).
 
         Raises:
             StoreNotFoundError, StoreVersionError, StoreCorruptError, ModelError.
@@ -110,7 +117,7 @@ class SearchEngine:
                 from catalens.models.text_encoders import pair_text_encoder
 
                 encoder = pair_text_encoder(encoder, text_encoder, options, allow_unpaired=allow_unpaired)
-            return cls(store, encoder, fusion=fusion)
+            return cls(store, encoder, fusion=fusion, classify_limits=classify_limits)
         except BaseException:
             store.close()
             raise
@@ -131,6 +138,11 @@ class SearchEngine:
         return self._snapshots.current.generation
 
     @property
+    def index_problem(self) -> str | None:
+        """Why the current generation's index file is not the one served (and what stands in), or ``None``."""
+        return self._snapshots.current.degraded
+
+    @property
     def size(self) -> int:
         """Items searchable now (the store's vectors; the snapshot plus its delta covers exactly these)."""
         return self.store.vector_count()
@@ -148,6 +160,34 @@ class SearchEngine:
     def apply_changes(self) -> None:
         """Pick up items added or removed in the store since the snapshot (after this process's writes)."""
         self._snapshots.apply_changes()
+
+    # -- the model ---------------------------------------------------------------------------------------
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed decoded images with the engine's model, serialised with every other forward pass.
+
+        Returns:
+            ``(len(images), dim)`` float32 unit vectors.
+        """
+        return self._model.encode_images(images)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts with the engine's model, in chunks, serialised with every other forward pass.
+
+        Returns:
+            ``(len(texts), dim)`` float32 unit vectors.
+        """
+        return self._model.encode_texts(texts)
+
+    @property
+    def model_queue(self) -> int:
+        """Forward passes running or waiting for the model right now (for metrics, and tests of fairness)."""
+        return self._model.queued
+
+    @property
+    def classify_limits(self) -> ClassifyLimits:
+        """The most work one classification may ask for."""
+        return self._classifier.limits
 
     # -- queries -----------------------------------------------------------------------------------------
 

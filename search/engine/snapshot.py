@@ -8,14 +8,18 @@ can swap in a new generation at any moment without failing or mixing an in-fligh
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from catalens.indexer.store import CatalogStore
+from catalens.indexer.errors import IndexDamagedError
+from catalens.indexer.store import CatalogStore, IndexState
 from catalens.indexer.vectors import IndexRegistry, VectorIndex, default_index_registry
 from catalens.search.errors import QueryError
+
+log = logging.getLogger("catalens.index")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class Snapshot:
         seq: the store's change sequence the index was built at (0 without an index).
         delta_keys, delta_vectors: items (re-)embedded after ``seq``, searched exactly.
         hidden: keys to skip in ``index``: removed or re-embedded after it was built.
+        degraded: why the current generation is not the one served, ``None`` when it is: its file was
+            damaged (truncated, overwritten, another store's) and the previous generation, or an exact
+            search over SQLite's vectors, stands in until ``catalens reindex`` publishes a good one.
     """
 
     generation: int | None
@@ -36,6 +43,7 @@ class Snapshot:
     delta_keys: np.ndarray
     delta_vectors: np.ndarray
     hidden: np.ndarray
+    degraded: str | None = None
 
     @property
     def index_count(self) -> int:
@@ -99,20 +107,45 @@ class Snapshots:
         """Pick up items added or removed in the store since the snapshot (after this process's writes)."""
         with self._lock:
             snap = self._current
-            self._current = self._with_delta(snap.generation, snap.index, snap.seq)
+            self._current = self._with_delta(snap.generation, snap.index, snap.seq, snap.degraded)
 
     def _load(self) -> Snapshot:
-        self._manifest_stamp = self._store.manifest_stamp()
-        self._store.reload_manifest()
-        state = self._store.manifest.index
-        path = self._store.index_path()
-        index = None
-        if state is not None and path is not None and path.is_file():
-            index = self._registry.load(path, state.factory)
-        seq = state.seq if index is not None and state is not None else 0
-        return self._with_delta(state.generation if index is not None and state else None, index, seq)
+        """The published generation, checked against the manifest; a damaged one is never searched.
 
-    def _with_delta(self, generation: int | None, index: VectorIndex | None, seq: int) -> Snapshot:
+        Falls back to the previous generation when its file is still there and checks out (its changes
+        since are applied as for any older generation), else to an exact search over every vector in
+        SQLite (the source of truth); either way with a warning on the ``catalens.index`` logger.
+        """
+        self._manifest_stamp = self._store.manifest_stamp()
+        manifest = self._store.reload_manifest()
+        state = manifest.index
+        if state is None:
+            return self._with_delta(None, None, 0)
+        try:
+            return self._with_delta(state.generation, self._store.load_index(state, self._registry.load), state.seq)
+        except IndexDamagedError as damaged:
+            problem = str(damaged)
+        previous = manifest.previous_index
+        if previous is not None:
+            index = self._try_load(previous)
+            if index is not None:
+                note = f"{problem}; serving the previous generation {previous.generation} with the changes since"
+                log.warning("%s", note)
+                return self._with_delta(previous.generation, index, previous.seq, note)
+        note = f"{problem}; searching every vector in SQLite exactly until the index is rebuilt"
+        log.warning("%s", note)
+        return self._with_delta(None, None, 0, note)
+
+    def _try_load(self, state: IndexState) -> VectorIndex | None:
+        try:
+            return self._store.load_index(state, self._registry.load)
+        except IndexDamagedError as e:
+            log.warning("%s", e)
+            return None
+
+    def _with_delta(
+        self, generation: int | None, index: VectorIndex | None, seq: int, degraded: str | None = None
+    ) -> Snapshot:
         keys, vectors, removed = self._store.changes_since(seq)
         hidden = np.union1d(removed, keys) if index is not None else np.zeros(0, dtype=np.int64)
-        return Snapshot(generation, index, seq, keys, vectors, hidden)
+        return Snapshot(generation, index, seq, keys, vectors, hidden, degraded)

@@ -6,6 +6,7 @@ the HTTP schemas, the CLI and the evaluation code can import it without opening 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -41,6 +42,8 @@ class Fusion:
     depth: int = 100
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.vector_weight, self.lexical_weight, self.rank_constant)):
+            raise QueryError("fusion weights and the rank constant must be finite numbers")
         if self.vector_weight < 0 or self.lexical_weight < 0 or self.vector_weight + self.lexical_weight <= 0:
             raise QueryError("fusion weights must be non-negative and not both zero")
         if self.rank_constant < 0 or self.depth < 1:
@@ -173,10 +176,18 @@ def check_page(options: SearchOptions) -> None:
     """Refuse a page or mode no search can answer.
 
     Raises:
-        QueryError: ``k`` below 1, a negative offset or an unknown mode.
+        QueryError: ``k`` below 1, a negative offset, a ``min_score`` that is not a number (NaN, infinite),
+            an inverted price range or an unknown mode.
     """
     if options.k < 1 or options.offset < 0:
         raise QueryError("k must be at least 1 and offset at least 0")
+    if options.min_score is not None and not math.isfinite(options.min_score):
+        raise QueryError("min_score must be a finite number")
+    low, high = options.where.price_min, options.where.price_max
+    if any(bound is not None and not math.isfinite(bound) for bound in (low, high)):
+        raise QueryError("price bounds must be finite numbers")
+    if low is not None and high is not None and low > high:
+        raise QueryError(f"the price range {low:g}..{high:g} is empty: its minimum exceeds its maximum")
     if options.mode not in SEARCH_MODES:
         raise QueryError(f"unknown search mode {options.mode!r}; choose one of {', '.join(SEARCH_MODES)}")
 

@@ -11,11 +11,26 @@ from fastapi.concurrency import run_in_threadpool
 
 from catalens.indexer.images import decode_image
 from catalens.search.engine import QueryPart
-from catalens.search.routes.deps import EngineDep, LinksDep, SettingsDep
+from catalens.search.routes.deps import (
+    ACCESS_RESPONSES,
+    LIMIT_RESPONSES,
+    LIMITED,
+    READ,
+    EngineDep,
+    LinksDep,
+    SettingsDep,
+)
 from catalens.search.routes.params import ImageSearchForm, PageQuery, SearchQuery, search_options
 from catalens.search.schemas import PydanticJSONResponse, SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[READ], responses=ACCESS_RESPONSES)
+
+#: Statuses a query naming a stored item may answer besides 200 and 422 (documented in OpenAPI).
+_ITEM_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"description": "an item id names no item"},
+    409: {"description": "the item has no embedding (it failed to index)"},
+}
+_TOO_LARGE: dict[int | str, dict[str, object]] = {413: {"description": "the request body passes the upload limit"}}
 
 
 @router.get("/search", response_model=SearchResponse, summary="Text search")
@@ -29,7 +44,12 @@ def search_get(
     return PydanticJSONResponse(SearchResponse.of(engine.search_text(params.q, options), links))
 
 
-@router.post("/search", response_model=SearchResponse, summary="Text or combined search (JSON body)")
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Text or combined search (JSON body)",
+    responses={**_ITEM_ERRORS, **_TOO_LARGE},
+)
 def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body: SearchRequest) -> PydanticJSONResponse:
     options = search_options(
         settings,
@@ -48,7 +68,7 @@ def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body:
         QueryPart(
             text=p.text,
             item_id=p.item_id,
-            vector=np.asarray(p.vector, dtype=np.float32) if p.vector is not None else None,
+            vector=np.asarray(p.vector, dtype=np.float64) if p.vector is not None else None,
             weight=p.weight,
         )
         for p in body.parts
@@ -56,7 +76,13 @@ def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body:
     return PydanticJSONResponse(SearchResponse.of(engine.search(parts, options), links))
 
 
-@router.post("/search/image", response_model=SearchResponse, summary="Search by an uploaded image")
+@router.post(
+    "/search/image",
+    response_model=SearchResponse,
+    summary="Search by an uploaded image",
+    responses={**_TOO_LARGE, **LIMIT_RESPONSES},
+    dependencies=[LIMITED],
+)
 async def search_image(
     engine: EngineDep,
     links: LinksDep,
@@ -64,13 +90,21 @@ async def search_image(
     form: Annotated[ImageSearchForm, Form(media_type="multipart/form-data")],
 ) -> PydanticJSONResponse:
     data = await form.image.read()
-    decoded = await run_in_threadpool(decode_image, data, source=form.image.filename or "upload")
+    # Decoded no larger than the model looks at: a huge upload costs a fraction of its full-size memory.
+    decoded = await run_in_threadpool(
+        decode_image, data, source=form.image.filename or "upload", draft_size=engine.encoder.image_size
+    )
     options = form.options(settings)
     result = await run_in_threadpool(engine.search, form.parts(decoded.image), options)
     return PydanticJSONResponse(SearchResponse.of(result, links))
 
 
-@router.get("/items/{item_id:path}/similar", response_model=SearchResponse, summary="Items like this one")
+@router.get(
+    "/items/{item_id:path}/similar",
+    response_model=SearchResponse,
+    summary="Items like this one",
+    responses=_ITEM_ERRORS,
+)
 def similar(
     engine: EngineDep, links: LinksDep, settings: SettingsDep, params: Annotated[PageQuery, Query()], item_id: str
 ) -> PydanticJSONResponse:
