@@ -109,3 +109,49 @@ class IndexBuildError(IndexerError):
         self.factory = factory
         self.reason = reason
         super().__init__(f"cannot build a FAISS index {factory!r}: {reason}")
+
+
+class IndexDamagedError(StoreCorruptError):
+    """An index generation file is missing, unreadable, or not the one the manifest recorded.
+
+    Attributes:
+        path: the store directory.
+        file: the index file, relative to the store.
+        reason: what is wrong with it (truncated, checksum, count or dimension mismatch).
+    """
+
+    def __init__(self, path: str, file: str, reason: str) -> None:
+        self.file = file
+        StoreError.__init__(
+            self,
+            f"the index file {file} of the store at {path!r} is damaged: {reason}; "
+            f"`catalens reindex --store {path}` rebuilds it from SQLite",
+        )
+        self.path = path
+        self.reason = reason
+
+
+class StoreWriteError(StoreError):
+    """The store could not be written: a full disk, a read-only filesystem, an I/O error.
+
+    What was written before stays consistent: a failed transaction rolls back, and a failed index publish
+    leaves the previous generation current.
+
+    Attributes:
+        path: the store directory.
+        operation: what was being written (``"publish the index"``, ``"write items"``, ...).
+        reason: the operating system's or SQLite's reason.
+        read_only: the store is on a read-only filesystem (or otherwise not writable).
+    """
+
+    def __init__(self, path: str, operation: str, reason: str, *, read_only: bool = False) -> None:
+        self.path = path
+        self.operation = operation
+        self.reason = reason
+        self.read_only = read_only
+        if read_only:
+            advice = "the store is read-only here: it can be searched, but indexing needs a writable copy"
+        else:
+            advice = "nothing was lost: the store keeps its previous state; free some space and run it again"
+        where = f"the store at {path!r}" if path else "the store"
+        super().__init__(f"cannot {operation} in {where}: {reason}; {advice}")

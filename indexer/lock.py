@@ -36,9 +36,14 @@ class WriterLock:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
             os.close(fd)
             raise StoreLockedError(self._store, holder) from None
-        os.ftruncate(fd, 0)
-        started = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode(), 0)
+        try:  # who holds the lock, for the message a second writer gets; a full disk must not leak the lock
+            os.ftruncate(fd, 0)
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode(), 0)
+        except BaseException:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:

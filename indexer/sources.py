@@ -10,10 +10,11 @@ import csv
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, get_type_hints
+from typing import Any, Protocol, TextIO, get_type_hints
 
 from catalens.indexer.errors import SourceError
 from catalens.indexer.images import sniff_format
@@ -26,6 +27,10 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 TEXT_FIELDS: tuple[str, ...] = tuple(name for name, kind in get_type_hints(CatalogFields).items() if kind == str | None)
 KNOWN_COLUMNS = ("id", "image", *TEXT_FIELDS, "price")
 ScanEntry = ItemRecord | ScanProblem
+#: How deeply a row's values may nest (objects in lists in objects...): deeper rows fail on their own.
+MAX_NESTING = 32
+#: Bytes a manifest could not decode as UTF-8 become these lone surrogates (``surrogateescape``).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 class Source(Protocol):
@@ -136,41 +141,74 @@ class ManifestSource:
                 yield self._record(line, row)
 
     def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any] | ScanProblem]]:
-        try:
-            handle = self.path.open(newline="", encoding="utf-8-sig")
-        except OSError as e:
-            raise SourceError(str(self.path), e.strerror or str(e)) from e
-        with handle:
+        """Rows by line number; a row that is not UTF-8 or that the CSV parser refuses (a field over its
+        128 KiB limit, a NUL byte) fails on its own and the rows after it are still read."""
+        with self._open(newline="") as handle:
             reader = csv.DictReader(handle)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
+            try:
+                header = reader.fieldnames or []
+            except csv.Error as e:
+                raise SourceError(str(self.path), f"the header cannot be parsed: {e}") from e
+            if any(_UNDECODABLE.search(c) for c in header if c):
+                raise SourceError(str(self.path), f"the header is not valid UTF-8; {_SAVE_AS_UTF8}")
+            columns = [c.strip() for c in header]
             missing = [c for c in ("id", "image") if c not in columns]
             if missing:
                 raise SourceError(str(self.path), f"the header lacks the column(s) {', '.join(missing)}")
-            try:
-                for row in reader:
-                    clean = {(k or "").strip(): v for k, v in row.items() if k is not None}
-                    yield reader.line_num, clean
-            except (csv.Error, UnicodeDecodeError) as e:
-                raise SourceError(str(self.path), f"line {reader.line_num}: {e}") from e
+            while True:
+                before = reader.line_num
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:
+                    # The parser skips to the next line on its own; its line count stops before the bad one.
+                    where = f"line {before + 1}"
+                    yield before + 1, ScanProblem(where, str(self.path), f"{where} cannot be parsed as CSV: {e}")
+                    continue
+                clean = {(k or "").strip(): v for k, v in row.items() if k is not None}
+                where = f"line {reader.line_num}"
+                if any(isinstance(v, str) and _UNDECODABLE.search(v) for v in clean.values()):
+                    yield reader.line_num, ScanProblem(where, str(self.path), f"{where} {_NOT_UTF8}")
+                    continue
+                yield reader.line_num, clean
 
     def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any] | ScanProblem]]:
-        try:
-            handle = self.path.open(encoding="utf-8-sig")
-        except OSError as e:
-            raise SourceError(str(self.path), e.strerror or str(e)) from e
-        with handle:
+        with self._open() as handle:
             for number, text in enumerate(handle, start=1):
                 if not text.strip():
+                    continue
+                where = f"line {number}"
+                if _UNDECODABLE.search(text):
+                    yield number, ScanProblem(where, str(self.path), f"{where} {_NOT_UTF8}")
                     continue
                 try:
                     row = json.loads(text)
                 except json.JSONDecodeError as e:
-                    yield number, ScanProblem(f"line {number}", str(self.path), f"invalid JSON: {e.msg}")
+                    yield number, ScanProblem(where, str(self.path), f"invalid JSON: {e.msg}")
+                    continue
+                except RecursionError:
+                    yield number, ScanProblem(where, str(self.path), f"{where} nests JSON too deeply to read")
                     continue
                 if not isinstance(row, dict):
-                    yield number, ScanProblem(f"line {number}", str(self.path), "a row must be a JSON object")
+                    yield number, ScanProblem(where, str(self.path), "a row must be a JSON object")
+                    continue
+                if _too_deep(row, MAX_NESTING):
+                    reason = f"{where} nests objects and lists more than {MAX_NESTING} levels deep"
+                    yield number, ScanProblem(where, str(self.path), reason)
                     continue
                 yield number, row
+
+    def _open(self, newline: str | None = None) -> TextIO:
+        """The manifest as text; bytes that are not UTF-8 are kept as lone surrogates for the rows to report.
+
+        Raises:
+            SourceError: the file cannot be opened.
+        """
+        try:
+            return self.path.open(newline=newline, encoding="utf-8-sig", errors="surrogateescape")
+        except OSError as e:
+            raise SourceError(str(self.path), e.strerror or str(e)) from e
 
     def _record(self, line: int, row: dict[str, Any]) -> ScanEntry:
         item_id = _text(row.get("id"))
@@ -213,6 +251,22 @@ class ManifestSource:
             return str(path), file_stat(path)
         except OSError:
             return str(path), None  # reported when the bytes are read
+
+
+_SAVE_AS_UTF8 = "save the manifest as UTF-8 (e.g. from a spreadsheet: CSV UTF-8)"
+_NOT_UTF8 = f"is not valid UTF-8; {_SAVE_AS_UTF8}"
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests dicts and lists more than ``limit`` levels (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _text(value: Any) -> str | None:

@@ -14,18 +14,24 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catalens.indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError
+if TYPE_CHECKING:
+    from catalens.indexer.vectors.base import VectorIndex
+
+from catalens.indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError, StoreWriteError
 from catalens.indexer.fsutil import atomic_write
 from catalens.indexer.lock import WriterLock
 from catalens.indexer.records import ItemRecord
 from catalens.indexer.store import enrichments, filters, fulltext, generations, items, vectors
 from catalens.indexer.store.enrichments import Enrichment, EnrichmentKind, EnrichmentTask
+from catalens.indexer.store.faults import PUBLISH, CheckedLock, as_write_error, is_writable, write_error
 from catalens.indexer.store.filters import ItemFilter
 from catalens.indexer.store.fulltext import LexicalMatch
 from catalens.indexer.store.generations import INDEX_DIR
+from catalens.indexer.store.integrity import IndexLoader, file_checksum, load_verified
 from catalens.indexer.store.items import EmbeddedItem, FailedItem, ItemState, StoredItem
 from catalens.indexer.store.manifest import (
     MANIFEST_NAME,
@@ -47,11 +53,12 @@ class CatalogStore:
     Use :meth:`create` or :meth:`open`; close with :meth:`close` or a ``with`` block.
     """
 
-    def __init__(self, path: Path, manifest: StoreManifest) -> None:
+    def __init__(self, path: Path, manifest: StoreManifest, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._manifest = manifest
         self._guard = threading.RLock()
-        self._db = open_database(path / DB_NAME, str(path))
+        self._db = open_database(path / DB_NAME, str(path), read_only=read_only)
 
     # -- opening -----------------------------------------------------------------------------------------
 
@@ -72,8 +79,15 @@ class CatalogStore:
         return store
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> CatalogStore:
+    def open(cls, path: str | os.PathLike[str], *, read_only: bool | None = None) -> CatalogStore:
         """Open an existing store, upgrading an older schema version in place.
+
+        Args:
+            path: the store directory.
+            read_only: open without writing anything (SQLite ``mode=ro``/``immutable``; see
+                :func:`~catalens.indexer.store.schema.open_read_only`), for a store on a read-only
+                filesystem or a replica's snapshot. ``None`` decides by whether the directory and the database
+                are writable. Writes on a read-only store raise :class:`StoreWriteError`.
 
         Raises:
             StoreNotFoundError: no manifest at ``path``.
@@ -89,11 +103,19 @@ class CatalogStore:
             raise StoreCorruptError(str(path), f"{MANIFEST_NAME} is unreadable ({e})") from e
         if manifest.schema_version != SCHEMA_VERSION and manifest.schema_version not in UPGRADABLE_VERSIONS:
             raise StoreVersionError(str(path), manifest.schema_version, SCHEMA_VERSION)
+        if read_only is None:
+            read_only = not is_writable(root, root / DB_NAME)
         try:
-            store = cls(root, manifest)
+            store = cls(root, manifest, read_only=read_only)
+        except sqlite3.OperationalError as e:
+            converted = None if read_only else write_error(str(path), "open the database for writing", e)
+            if converted is not None and converted.read_only:
+                # A directory that looked writable but is not (a read-only mount seen through root's access).
+                return cls.open(path, read_only=True)
+            raise StoreCorruptError(str(path), f"{DB_NAME} is unreadable ({e})") from e
         except sqlite3.DatabaseError as e:
             raise StoreCorruptError(str(path), f"{DB_NAME} is unreadable ({e})") from e
-        if manifest.schema_version != SCHEMA_VERSION:
+        if manifest.schema_version != SCHEMA_VERSION and not read_only:
             # The database was upgraded when it was connected; the manifest follows once that committed.
             store._write_manifest(replace(manifest, schema_version=SCHEMA_VERSION))
         return store
@@ -109,8 +131,14 @@ class CatalogStore:
         self.close()
 
     def writer_lock(self) -> WriterLock:
-        """The lock every writer holds; a second writer fails fast with :class:`StoreLockedError`."""
-        return WriterLock(self.path / LOCK_NAME, str(self.path))
+        """The lock every writer holds; a second writer fails fast with :class:`StoreLockedError`.
+
+        A lock file that cannot be created or written (read-only filesystem, full disk) raises
+        :class:`StoreWriteError` on entry.
+        """
+        if self.read_only:
+            raise StoreWriteError(str(self.path), "take the writer lock", "opened read-only", read_only=True)
+        return CheckedLock(self.path / LOCK_NAME, str(self.path))
 
     # -- manifest ----------------------------------------------------------------------------------------
 
@@ -134,8 +162,11 @@ class CatalogStore:
         self._manifest = read_manifest(self.path)
         return self._manifest
 
-    def _write_manifest(self, manifest: StoreManifest) -> None:
-        write_manifest(self.path, manifest)
+    def _write_manifest(self, manifest: StoreManifest, operation: str = "write the manifest") -> None:
+        try:
+            write_manifest(self.path, manifest)
+        except OSError as e:
+            raise as_write_error(str(self.path), operation, e) from e
         self._manifest = manifest
 
     def reset_model(self, model: str, dim: int) -> None:
@@ -147,7 +178,7 @@ class CatalogStore:
     # -- writing -----------------------------------------------------------------------------------------
 
     def _transaction(self) -> Transaction:
-        return Transaction(self._db)
+        return Transaction(self._db, str(self.path), "write to the database")
 
     def write_batch(
         self,
@@ -329,6 +360,16 @@ class CatalogStore:
         index = self._manifest.index
         return self.path / index.file if index else None
 
+    def load_index(self, state: IndexState, load: IndexLoader) -> VectorIndex:
+        """Load a published generation (:attr:`manifest`'s ``index`` or ``previous_index``), checked first.
+
+        Raises:
+            IndexDamagedError: the file is missing, not the one published (checksum), unreadable, or of
+                another size or dimension than the manifest records.
+        """
+        manifest = self._manifest
+        return load_verified(self.path, str(self.path), state, manifest.dim, manifest.checksum_of(state), load)
+
     def current_seq(self) -> int:
         """The change sequence: it increases with every write transaction."""
         with self._guard:
@@ -364,10 +405,30 @@ class CatalogStore:
         current = self._manifest.index
         generation = (current.generation if current else 0) + 1
         relative = generations.generation_file(generation)
-        atomic_write(self.path / relative, write)
+        sums: list[str] = []
+
+        def write_and_sum(tmp: Path) -> None:
+            write(tmp)
+            sums.append(file_checksum(tmp))
+
+        try:
+            atomic_write(self.path / relative, write_and_sum)
+        except (OSError, RuntimeError) as e:
+            raise as_write_error(str(self.path), PUBLISH, e) from e
         state = IndexState(generation, relative, factory, int(count), now(), int(seq))
         previous_seq = current.seq if current else 0
-        self._write_manifest(replace(self._manifest, index=state, index_factory=factory))
+        checksums = {relative: sums[0]}
+        if current is not None and current.file in self._manifest.checksums:
+            checksums[current.file] = self._manifest.checksums[current.file]
+        published = replace(
+            self._manifest, index=state, previous_index=current, checksums=checksums, index_factory=factory
+        )
+        try:
+            self._write_manifest(published, PUBLISH)
+        except StoreWriteError:
+            # The manifest still names the previous generation; the orphan file is replaced by the next publish.
+            (self.path / relative).unlink(missing_ok=True)
+            raise
         generations.prune_generations(self.path / INDEX_DIR, generation)
         # Readers of the two kept generations only ask for removals after the older one's sequence.
         with self._guard, self._transaction():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from catalens.indexer.fsutil import atomic_write_text
@@ -34,7 +34,15 @@ class IndexState:
 
 @dataclass(frozen=True)
 class StoreManifest:
-    """The store-level facts in ``manifest.json``; written atomically, read by every process."""
+    """The store-level facts in ``manifest.json``; written atomically, read by every process.
+
+    Attributes:
+        index: the current generation.
+        previous_index: the generation before it, kept on disk for readers that still have it open and as
+            the fallback when the current file turns out damaged (absent in manifests written before it).
+        checksums: ``{file: "crc32:<hex>"}`` of the kept generation files, recorded at publish. Top-level
+            and optional, so manifests without it still load and readers that predate it ignore it.
+    """
 
     schema_version: int
     model: str
@@ -42,6 +50,8 @@ class StoreManifest:
     index_factory: str
     created_at: str
     index: IndexState | None = None
+    previous_index: IndexState | None = None
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -49,15 +59,31 @@ class StoreManifest:
     @classmethod
     def from_json(cls, text: str) -> StoreManifest:
         raw = json.loads(text)
-        index = raw.get("index")
+        checksums = raw.get("checksums") or {}
         return cls(
             schema_version=int(raw["schema_version"]),
             model=str(raw["model"]),
             dim=int(raw["dim"]),
             index_factory=str(raw["index_factory"]),
             created_at=str(raw["created_at"]),
-            index=IndexState(**index) if index else None,
+            index=_index_state(raw.get("index")),
+            previous_index=_index_state(raw.get("previous_index")),
+            checksums={str(k): str(v) for k, v in dict(checksums).items()},
         )
+
+    def checksum_of(self, state: IndexState) -> str | None:
+        """The checksum recorded for a generation's file, ``None`` for files published before checksums."""
+        return self.checksums.get(state.file)
+
+
+def _index_state(raw: object) -> IndexState | None:
+    """An :class:`IndexState` from its JSON object; keys a newer catalens added are ignored."""
+    if not raw:
+        return None
+    if not isinstance(raw, dict):
+        raise TypeError(f"an index entry must be an object, not {type(raw).__name__}")
+    known = {f.name for f in fields(IndexState)}
+    return IndexState(**{k: v for k, v in raw.items() if k in known})
 
 
 def read_manifest(root: Path) -> StoreManifest:

@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS enrichments (
 )
 
 
-def open_database(db_path: Path, store: str) -> sqlite3.Connection:
+def open_database(db_path: Path, store: str, *, read_only: bool = False) -> sqlite3.Connection:
     """Connect to a store's database, creating the schema in a new one and upgrading an old one.
 
     The connection is in autocommit mode (writers open their own ``BEGIN IMMEDIATE`` transactions), WAL
@@ -94,11 +94,15 @@ def open_database(db_path: Path, store: str) -> sqlite3.Connection:
     Args:
         db_path: the database file.
         store: the store directory, as errors name it.
+        read_only: open without ever writing (see :func:`open_read_only`): no schema creation, no upgrade.
 
     Raises:
-        StoreVersionError: the database has a schema version this catalens neither has nor can upgrade.
+        StoreVersionError: the database has a schema version this catalens neither has nor can upgrade
+            (or, read-only, one that needs an upgrade).
         sqlite3.DatabaseError: the file is not a readable database.
     """
+    if read_only:
+        return open_read_only(db_path, store)
     db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode = WAL")
@@ -116,6 +120,49 @@ def open_database(db_path: Path, store: str) -> sqlite3.Connection:
     elif version in UPGRADABLE_VERSIONS:
         upgrade(db, version)
     elif version != SCHEMA_VERSION:
+        db.close()
+        raise StoreVersionError(store, version, SCHEMA_VERSION)
+    return db
+
+
+def open_read_only(db_path: Path, store: str) -> sqlite3.Connection:
+    """Connect to a database that must not (or cannot) be written: a snapshot on a read-only filesystem.
+
+    ``mode=ro`` never writes the database. A WAL database read that way still needs its ``-shm`` file,
+    which SQLite creates next to it: when no ``-wal`` file with content is there (a cleanly closed store),
+    the database is opened ``immutable=1`` instead, which needs neither file and takes no locks; when one
+    is there, its committed transactions must be read, so ``mode=ro`` is used and, should SQLite be unable
+    to open it that way, ``immutable=1`` (the WAL's last transactions are then not seen).
+
+    Raises:
+        StoreVersionError: the schema version is not this catalens's (an older one needs a writable upgrade).
+        sqlite3.DatabaseError: the file is not a readable database.
+    """
+    if not db_path.is_file():
+        raise sqlite3.OperationalError(f"unable to open database file {db_path.name}: it does not exist")
+    wal = db_path.with_name(db_path.name + "-wal")
+    has_wal = wal.is_file() and wal.stat().st_size > 0
+    uri = db_path.resolve().as_uri()
+    attempts = [f"{uri}?mode=ro", f"{uri}?mode=ro&immutable=1"] if has_wal else [f"{uri}?mode=ro&immutable=1"]
+    db: sqlite3.Connection | None = None
+    for n, attempt in enumerate(attempts):
+        try:
+            db = sqlite3.connect(attempt, uri=True, check_same_thread=False, isolation_level=None)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            break
+        except sqlite3.OperationalError:
+            if db is not None:
+                db.close()
+                db = None
+            if n == len(attempts) - 1:
+                raise
+    assert db is not None
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA query_only = ON")
+    if version == 0:
+        db.close()
+        raise sqlite3.DatabaseError("the database holds no catalens schema")
+    if version != SCHEMA_VERSION:
         db.close()
         raise StoreVersionError(store, version, SCHEMA_VERSION)
     return db

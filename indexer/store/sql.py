@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from catalens.indexer.store.faults import write_error
+
 T = TypeVar("T")
 
 #: Values per ``IN (...)`` list: well under SQLite's bound-parameter limit (999 before 3.32, 32766 since).
@@ -40,14 +42,41 @@ class Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on error (the connection is in autocommit mode).
 
     ``IMMEDIATE`` takes the write lock at the start, so a transaction never fails half-way on a lock held
-    by another process (it waits up to the busy timeout instead).
+    by another process (it waits up to the busy timeout instead). A full disk or a read-only database
+    (at ``BEGIN``, inside, or at ``COMMIT``) rolls back and raises :class:`StoreWriteError`.
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, store: str = "", operation: str = "write") -> None:
         self._db = db
+        self._store = store
+        self._operation = operation
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            self._raise_write_error(e)
+            raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                self._raise_write_error(e)
+                raise
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            self._raise_write_error(exc)
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back on its own (SQLITE_FULL, SQLITE_IOERR): then there is none left.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def _raise_write_error(self, error: sqlite3.OperationalError) -> None:
+        converted = write_error(self._store, self._operation, error)
+        if converted is not None:
+            raise converted from error

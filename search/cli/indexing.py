@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from catalens.search.cli.enrichment import run_passes
 from catalens.search.cli.exits import EXIT_FAILED, EXIT_OK
-from catalens.search.cli.parsing import add_caption_options, positive_int
+from catalens.search.cli.parsing import add_caption_options, non_negative, positive_int
 from catalens.search.cli.render import emit_json, print_index_report, print_pass, print_store_info
 
 if TYPE_CHECKING:
+    from catalens.indexer.store import CatalogStore
     from catalens.search.cli.parsing import Commands
 
 
@@ -44,9 +45,35 @@ def register_index(commands: Commands) -> None:
         metavar="ENGINE",
         help="read the text in every image after indexing (rapidocr, the default, or tesseract)",
     )
+    index.add_argument(
+        "--fetch-allow",
+        action="append",
+        type=_fetch_allow,
+        metavar="HOSTS",
+        help="hosts, .domains and networks whose image URLs may be fetched although they are not public "
+        "(comma-separated, repeatable: cdn.example.com,10.2.0.0/16); loopback, private and link-local "
+        "addresses are refused otherwise",
+    )
+    index.add_argument(
+        "--fetch-deadline",
+        type=non_negative,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on an image URL after this long in all (default 30); the item fails and the run goes on",
+    )
     index.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     index.set_defaults(handler=run_index)
+
+
+def _fetch_allow(text: str) -> str:
+    from catalens.indexer.urlguard import parse_allow
+
+    try:
+        parse_allow(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def register_reindex(commands: Commands) -> None:
@@ -69,6 +96,7 @@ def register_info(commands: Commands) -> None:
 def run_index(args: argparse.Namespace) -> int:
     """Index the catalog, then run the caption and OCR passes asked for; exit 1 when nothing (or, with
     ``--strict``, not everything) was indexed."""
+    from catalens.indexer.fetch import FetchOptions
     from catalens.indexer.pipeline import IndexOptions, index_catalog
     from catalens.search.progress import TqdmProgress
 
@@ -78,6 +106,7 @@ def run_index(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         rebuild=args.rebuild,
         device=args.device,
+        fetch=FetchOptions(deadline_s=args.fetch_deadline, allow=tuple(args.fetch_allow or ())),
         **({"workers": args.workers} if args.workers else {}),
     )
     progress = TqdmProgress(enabled=not args.quiet)
@@ -127,6 +156,7 @@ def run_info(args: argparse.Namespace) -> int:
                 "generation": index.generation if index else None,
                 "count": index.count if index else 0,
                 "built_at": index.built_at if index else None,
+                **_index_health(store),
             },
             "passes": store.enrichment_counts(),
             "size_bytes": store.size_on_disk(),
@@ -136,4 +166,26 @@ def run_info(args: argparse.Namespace) -> int:
         emit_json(payload)
     else:
         print_store_info(payload)
+        health = payload["index"]
+        if health["status"] == "damaged":
+            print(f"Index check DAMAGED: {health['problem']}")
+        elif health["status"] == "ok":
+            print(f"Index check ok{' (checksum verified)' if health['checksum'] else ''}")
     return EXIT_OK
+
+
+def _index_health(store: CatalogStore) -> dict[str, Any]:
+    """Whether the current generation's file is the one published: ``status`` is ``ok``, ``damaged`` (with
+    ``problem``: missing, truncated, another store's) or ``none`` before the first publish."""
+    from catalens.indexer.errors import IndexDamagedError
+    from catalens.indexer.vectors import default_index_registry
+
+    state = store.manifest.index
+    checksum = store.manifest.checksum_of(state) if state else None
+    if state is None:
+        return {"status": "none", "problem": None, "checksum": None}
+    try:
+        store.load_index(state, default_index_registry().load)
+    except IndexDamagedError as e:
+        return {"status": "damaged", "problem": str(e), "checksum": checksum}
+    return {"status": "ok", "problem": None, "checksum": checksum}
