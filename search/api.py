@@ -25,14 +25,17 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from catalens.indexer.errors import ItemError, StoreLockedError
+from catalens.indexer.errors import ItemError, StoreLockedError, StoreWriteError
 from catalens.indexer.fetch import FetchOptions
+from catalens.models.faces import load_face_detector
 from catalens.search.catalog_writer import CatalogWriter
 from catalens.search.engine import SearchEngine
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 from catalens.search.middleware import BodySizeLimit, RequestMetrics
 from catalens.search.routes import classify, items, ops
 from catalens.search.routes import search as search_routes
+from catalens.search.security import AccessControl, Rate, RateLimiter
+from catalens.search.security.cors import add_cors
 from catalens.search.settings import Settings
 
 log = logging.getLogger("catalens.service")
@@ -81,6 +84,7 @@ def open_engine(settings: Settings) -> SearchEngine:
         fusion=settings.fusion(),
         text_encoder=settings.text_encoder,
         allow_unpaired=settings.allow_unpaired_text_encoder,
+        classify_limits=settings.classify_limits(),
     )
 
 
@@ -97,8 +101,18 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
         app.state.engine = engine or await run_in_threadpool(open_engine, settings)
-        fetch = FetchOptions(max_bytes=settings.max_upload_bytes, timeout_s=settings.fetch_timeout_s)
-        app.state.writer = CatalogWriter(app.state.engine, fetch)
+        fetch = FetchOptions(
+            max_bytes=settings.max_upload_bytes,
+            timeout_s=settings.fetch_timeout_s,
+            deadline_s=settings.fetch_deadline_s,
+            allow=(settings.fetch_allow,),
+        )
+        app.state.fetch_options = fetch
+        # Bounds the URL fetches in flight, so slow servers never hold every worker thread (see routes/items).
+        app.state.url_fetches = asyncio.Semaphore(settings.max_url_fetches)
+        app.state.writer = CatalogWriter(app.state.engine, fetch, keep_location=settings.keep_upload_location)
+        # Loaded once, only when asked for (OpenCV and the model stay unimported otherwise).
+        app.state.face_detector = await run_in_threadpool(load_face_detector) if settings.blur_faces else None
         refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s))
         try:
             yield
@@ -118,6 +132,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         responses={422: {"description": "invalid input, with a message"}},
     )
     app.state.settings = settings
+    app.state.access = AccessControl.from_settings(settings)  # keys, scopes, the cross-site write check
+    rate = Rate.parse(settings.rate_limit)
+    app.state.rate_limiter = RateLimiter(rate) if rate is not None else None
     app.state.engine = None
     registry = CollectorRegistry()
     registry.register(_IndexCollector(app))
@@ -131,6 +148,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     _add_web(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
+    add_cors(app, app.state.access.origins)  # outermost: even a 413 or 401 carries the CORS headers
     return app
 
 
@@ -171,6 +189,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             return _error(status, str(exc))
 
         app.add_exception_handler(error_type, handler)
+
+    async def write_failed(request: Request, exc: Exception) -> JSONResponse:
+        # A read-only replica refuses writes (409); a full disk is the server's storage, not the request (507).
+        return _error(409 if getattr(exc, "read_only", False) else 507, str(exc))
+
+    app.add_exception_handler(StoreWriteError, write_failed)
 
 
 def _add_web(app: FastAPI) -> None:

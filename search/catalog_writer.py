@@ -15,6 +15,7 @@ from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.fsutil import atomic_write
 from catalens.indexer.images import decode_image
 from catalens.indexer.pipeline import content_hash
+from catalens.indexer.privacy import strip_location
 from catalens.indexer.records import CatalogFields, ItemRecord, catalog_values
 from catalens.indexer.store import EmbeddedItem, StoredItem
 from catalens.search.engine import SearchEngine
@@ -37,8 +38,9 @@ class NewItem(CatalogFields, _NewItemLead):
 class CatalogWriter:
     """Single-item writes on behalf of the service."""
 
-    def __init__(self, engine: SearchEngine, fetch: FetchOptions | None = None) -> None:
+    def __init__(self, engine: SearchEngine, fetch: FetchOptions | None = None, *, keep_location: bool = False) -> None:
         self._engine = engine
+        self._keep_location = keep_location  # else GPS EXIF / location XMP is stripped before the bytes are kept
         self._fetch = fetch or FetchOptions()
         # flock is per open file: two requests of this process must also be kept apart.
         self._serial = threading.Lock()
@@ -60,9 +62,12 @@ class CatalogWriter:
                 raise ValueError("give the image bytes or a URL")
             with Fetcher(self._fetch) as fetcher:
                 data = fetcher.read(url)
+        if not self._keep_location:
+            data = strip_location(data)  # before hashing: the digest is of the bytes kept in uploads/
         digest = content_hash(data)
-        decoded = decode_image(data, source=url or item.id)
-        vector = self._engine.encoder.encode_images([decoded.image])[0]
+        # Decoded no larger than the model looks at, as the indexer does (width and height stay full-size).
+        decoded = decode_image(data, source=url or item.id, draft_size=self._engine.encoder.image_size)
+        vector = self._engine.encode_images([decoded.image])[0]  # the engine's gate serialises forward passes
         store = self._engine.store
         saved = store.path / UPLOADS_DIR / f"{digest}.{decoded.format.lower()}"
         if not saved.exists():

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from catalens.search.cli import enrichment, evaluate, finetune, indexing, models, querying, serve
-from catalens.search.cli.exits import EXIT_INTERRUPTED, exit_code_for
+from catalens.search.cli import backup, enrichment, evaluate, finetune, indexing, keys, models, querying, serve
+from catalens.search.cli.exits import EXIT_INTERRUPTED, as_library_error, check_text_arguments, exit_code_for
 from catalens.search.cli.parsing import CliParser
 from catalens.search.cli.render import fail
 
@@ -27,12 +27,14 @@ _REGISTRARS: tuple[Callable[[Commands], None], ...] = (
     enrichment.register_captioners,
     indexing.register_reindex,
     indexing.register_info,
+    backup.register_backup,
     querying.register_search,
     querying.register_similar,
     querying.register_classify,
     evaluate.register_eval,
     finetune.register_finetune,
     serve.register_serve,
+    keys.register_keys,
     models.register_models,
 )
 
@@ -53,13 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # open_clip and huggingface_hub log warnings on the root logger (e.g. "initialised randomly");
     # people only see them with --verbose.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
+    # A damaged index the engine fell back from is worth a line even without --verbose.
+    logging.getLogger("catalens.index").setLevel(logging.INFO if args.verbose else logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        check_text_arguments(args)
         return handler(args)
     except KeyboardInterrupt:
         return fail(EXIT_INTERRUPTED, "interrupted; work committed so far is kept, and a re-run continues from there")
     except Exception as e:
-        code = exit_code_for(e)
+        error = as_library_error(e)  # a full disk or read-only filesystem the library did not type
+        code = exit_code_for(error)
         if code is None:
             raise
-        return fail(code, str(e))
+        return fail(code, str(error))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -9,8 +10,15 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from catalens.indexer.store import CatalogStore
-from catalens.search.routes.deps import EngineDep, SettingsDep
-from catalens.search.schemas import FacetValue, FailedItemOut, InfoOut, LimitsOut, PriceRangeOut
+from catalens.search.routes.deps import ACCESS_RESPONSES, READ, EngineDep, SettingsDep
+from catalens.search.schemas import (
+    ClassifyLimitsOut,
+    FacetValue,
+    FailedItemOut,
+    InfoOut,
+    LimitsOut,
+    PriceRangeOut,
+)
 
 router = APIRouter(tags=["operations"])
 
@@ -23,7 +31,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the model and index are loaded")
+@router.get(
+    "/readyz",
+    summary="Readiness: the model and index are loaded",
+    responses={503: {"description": "still loading the model or the index"}},
+)
 def readyz(request: Request) -> JSONResponse:
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
@@ -36,7 +48,13 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/info", response_model=InfoOut, summary="The store: model, counts, index, facets, failures")
+@router.get(
+    "/v1/info",
+    response_model=InfoOut,
+    summary="The store: model, counts, index, facets, failures",
+    dependencies=[READ],
+    responses=ACCESS_RESPONSES,
+)
 def info(
     engine: EngineDep,
     settings: SettingsDep,
@@ -58,7 +76,12 @@ def info(
         failures=[FailedItemOut(id=f.id, source=f.source, reason=f.reason) for f in store.failures(failures)]
         if failures
         else [],
-        limits=LimitsOut(max_k=settings.max_k, max_upload_bytes=settings.max_upload_bytes),
+        limits=LimitsOut(
+            max_k=settings.max_k,
+            max_upload_bytes=settings.max_upload_bytes,
+            classify=ClassifyLimitsOut(**dataclasses.asdict(engine.classify_limits)),
+        ),
+        index_problem=engine.index_problem,
     )
 
 

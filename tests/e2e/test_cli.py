@@ -295,7 +295,7 @@ def test_help_loads_no_model_library_nor_web_stack() -> None:
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
     )
-    assert result.stdout.split() == ["13", "[]"]
+    assert result.stdout.split() == ["15", "[]"]
     help_text = subprocess.run(
         [sys.executable, "-m", "catalens.search.cli", "search", "--help"], cwd=REPO, capture_output=True, text=True
     )

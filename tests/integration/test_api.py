@@ -196,7 +196,8 @@ def test_items_similar_image_and_thumbnail(service: Any) -> None:
 
 
 def test_add_search_and_delete_items(service: Any, http_server: Callable[..., str]) -> None:
-    client = service()
+    # URL items are off by default, and the test server's loopback address must be allowed explicitly.
+    client = service(allow_url_items=True, fetch_allow="127.0.0.1")
     exif = Image.Exif()
     exif[0x0112] = 6
     created = client.post(
@@ -250,7 +251,7 @@ def test_add_search_and_delete_items(service: Any, http_server: Callable[..., st
     ],
 )
 def test_bad_item_posts_get_422(service: Any, data: dict[str, str], files: Any, fragment: str) -> None:
-    response = service().post("/v1/items", data=data, files=files)
+    response = service(allow_url_items=True).post("/v1/items", data=data, files=files)
     assert response.status_code == 422, response.text
     assert fragment in str(response.json()["detail"])
 

@@ -18,6 +18,7 @@ from catalens.indexer.errors import (
     StoreModelMismatchError,
     StoreVersionError,
 )
+from catalens.indexer.fetch import FetchOptions
 from catalens.indexer.pipeline import IndexOptions, IndexReport, index_catalog, reindex
 from catalens.indexer.store import CatalogStore
 from catalens.indexer.vectors.faiss_backend import FaissIndex
@@ -143,7 +144,8 @@ def test_url_items(tmp_path: Path, tiny_spec: str, http_server: Callable[..., st
         f"missing,{base}/missing.png,Gone\n"
         "offline,http://images.example.com/x.jpg,Blocked host\n"
     )
-    report = _index(manifest, tmp_path / "store", tiny_spec)
+    # The test server is on loopback, which the URL guard refuses unless the run allows it.
+    report = _index(manifest, tmp_path / "store", tiny_spec, fetch=FetchOptions(allow=("127.0.0.1",)))
     reasons = {f.id: f.reason for f in report.failed}
     assert report.new == 1 and set(reasons) == {"missing", "offline"}
     assert "HTTP 404" in reasons["missing"] and "cannot connect" in reasons["offline"]

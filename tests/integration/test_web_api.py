@@ -77,7 +77,8 @@ def test_info_has_failures_price_range_attribute_facets_and_limits(client: Calla
     assert info["items"] == {"indexed": 6, "failed": 2}
     assert info["index_count"] == 6 and info["generation"] == 1
     assert info["price_range"] == {"min": 0.0, "max": 120.0}  # a price of 0 counts; a missing one does not
-    assert info["limits"] == {"max_k": 50, "max_upload_bytes": 1_000_000}
+    assert {"max_k": 50, "max_upload_bytes": 1_000_000}.items() <= info["limits"].items()
+    assert info["limits"]["classify"]["max_prompts"] == 4096 and info["index_problem"] is None
     assert info["passes"] == {}
     assert sorted(info["failures"], key=lambda f: f["id"]) == [
         {"id": "bad-1", "source": "/catalog/bad-1.jpg", "reason": "not an image: the file contains text"},
