@@ -27,6 +27,9 @@ class IndexOptions:
         rebuild: re-embed every item, and allow switching the store to another model.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         fetch: limits for reading files and URLs.
+        max_pixels: the most pixels an image may have when its format cannot be decoded at reduced size
+            (every format but JPEG), to bound the decoder's memory (about 4 bytes a pixel); larger images fail
+            with a reason. ``None``: Pillow's decompression-bomb limit alone.
     """
 
     model: str | None = None
@@ -36,6 +39,7 @@ class IndexOptions:
     rebuild: bool = False
     device: str = "auto"
     fetch: FetchOptions = field(default_factory=FetchOptions)
+    max_pixels: int | None = None
 
 
 @dataclass

@@ -326,7 +326,9 @@ class _Run:
             digest = content_hash(data)
             if state is not None and state.status == "indexed" and state.has_vector and state.content_hash == digest:
                 return _SameContent(record)
-            decoded = decode_image(data, source=record.source, draft_size=self.encoder.image_size)
+            decoded = decode_image(
+                data, source=record.source, draft_size=self.encoder.image_size, max_pixels=self.options.max_pixels
+            )
             pixels = self.encoder.preprocess(decoded.image)
             return _Ready(record, digest, decoded.width, decoded.height, pixels, is_new=state is None)
         except ItemError as e:

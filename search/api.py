@@ -110,7 +110,12 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         app.state.fetch_options = fetch
         # Bounds the URL fetches in flight, so slow servers never hold every worker thread (see routes/items).
         app.state.url_fetches = asyncio.Semaphore(settings.max_url_fetches)
-        app.state.writer = CatalogWriter(app.state.engine, fetch, keep_location=settings.keep_upload_location)
+        app.state.writer = CatalogWriter(
+            app.state.engine,
+            fetch,
+            keep_location=settings.keep_upload_location,
+            max_pixels=settings.max_image_pixels,
+        )
         # Loaded once, only when asked for (OpenCV and the model stay unimported otherwise).
         app.state.face_detector = await run_in_threadpool(load_face_detector) if settings.blur_faces else None
         refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s))

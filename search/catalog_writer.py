@@ -38,9 +38,17 @@ class NewItem(CatalogFields, _NewItemLead):
 class CatalogWriter:
     """Single-item writes on behalf of the service."""
 
-    def __init__(self, engine: SearchEngine, fetch: FetchOptions | None = None, *, keep_location: bool = False) -> None:
+    def __init__(
+        self,
+        engine: SearchEngine,
+        fetch: FetchOptions | None = None,
+        *,
+        keep_location: bool = False,
+        max_pixels: int | None = None,
+    ) -> None:
         self._engine = engine
         self._keep_location = keep_location  # else GPS EXIF / location XMP is stripped before the bytes are kept
+        self._max_pixels = max_pixels  # the decoder's memory bound for formats without reduced decoding
         self._fetch = fetch or FetchOptions()
         # flock is per open file: two requests of this process must also be kept apart.
         self._serial = threading.Lock()
@@ -66,7 +74,9 @@ class CatalogWriter:
             data = strip_location(data)  # before hashing: the digest is of the bytes kept in uploads/
         digest = content_hash(data)
         # Decoded no larger than the model looks at, as the indexer does (width and height stay full-size).
-        decoded = decode_image(data, source=url or item.id, draft_size=self._engine.encoder.image_size)
+        decoded = decode_image(
+            data, source=url or item.id, draft_size=self._engine.encoder.image_size, max_pixels=self._max_pixels
+        )
         vector = self._engine.encode_images([decoded.image])[0]  # the engine's gate serialises forward passes
         store = self._engine.store
         saved = store.path / UPLOADS_DIR / f"{digest}.{decoded.format.lower()}"

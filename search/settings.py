@@ -18,6 +18,9 @@ class Settings(BaseSettings):
         store: the store directory to serve.
         device: where the model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
         max_upload_bytes: the largest request body accepted (images, forms); larger ones get 413.
+        max_image_pixels: the most pixels an uploaded image may have when its format cannot be decoded at
+            reduced size (all but JPEG); larger ones get 422. Bounds the decoder's memory per request (about
+            4 bytes a pixel: the default, 40 million pixels, is about 160 MB).
         max_k: the largest page size a client may ask for.
         refresh_interval_s: how often the service looks for a newly published index generation.
         allow_url_items: whether ``POST /v1/items`` may fetch an image from a URL given by the client (off by
@@ -51,6 +54,7 @@ class Settings(BaseSettings):
     store: Path
     device: str = "auto"
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
     max_k: int = Field(default=200, gt=0)
     refresh_interval_s: float = Field(default=2.0, gt=0)
     allow_url_items: bool = False

@@ -61,6 +61,13 @@ def register_index(commands: Commands) -> None:
         metavar="SECONDS",
         help="give up on an image URL after this long in all (default 30); the item fails and the run goes on",
     )
+    index.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        metavar="N",
+        help="fail images over N pixels whose format cannot be decoded at reduced size (all but JPEG), to bound "
+        "the decoder's memory (about 4 bytes a pixel); default: Pillow's decompression-bomb limit",
+    )
     index.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     index.set_defaults(handler=run_index)
@@ -107,6 +114,7 @@ def run_index(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         device=args.device,
         fetch=FetchOptions(deadline_s=args.fetch_deadline, allow=tuple(args.fetch_allow or ())),
+        max_pixels=args.max_pixels,
         **({"workers": args.workers} if args.workers else {}),
     )
     progress = TqdmProgress(enabled=not args.quiet)

@@ -100,7 +100,11 @@ async def _classify_upload(engine: EngineDep, request: Request) -> ClassifyRespo
         raise HTTPException(status_code=422, detail="give at least one label and a top_k of at least 1")
     await run_in_threadpool(engine.label_vectors, labels, templates)  # limits first, before decoding
     decoded = await run_in_threadpool(
-        decode_image, await image.read(), source=image.filename or "upload", draft_size=engine.encoder.image_size
+        decode_image,
+        await image.read(),
+        source=image.filename or "upload",
+        draft_size=engine.encoder.image_size,
+        max_pixels=request.app.state.settings.max_image_pixels,
     )
     result = await run_in_threadpool(engine.classify_image, decoded.image, labels, templates, top_k)
     return ClassifyResponse(results=[ClassificationOut.of(result)])

@@ -92,7 +92,11 @@ async def search_image(
     data = await form.image.read()
     # Decoded no larger than the model looks at: a huge upload costs a fraction of its full-size memory.
     decoded = await run_in_threadpool(
-        decode_image, data, source=form.image.filename or "upload", draft_size=engine.encoder.image_size
+        decode_image,
+        data,
+        source=form.image.filename or "upload",
+        draft_size=engine.encoder.image_size,
+        max_pixels=settings.max_image_pixels,
     )
     options = form.options(settings)
     result = await run_in_threadpool(engine.search, form.parts(decoded.image), options)

@@ -9,6 +9,7 @@ patched ``os.access``).
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import shutil
@@ -365,3 +366,34 @@ def test_cli_prints_one_warning_line_when_it_falls_back(two_generations: tuple[P
     assert len(warnings) == 1 and "serving the previous generation 1" in warnings[0]
     assert "Traceback" not in done.stderr
     assert json.loads(done.stdout)["hits"]
+
+
+def test_the_pixel_budget_fails_large_images_by_format_on_the_cli_and_over_http(
+    tmp_path: Path, tiny_spec: str, make_catalog: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--max-pixels`` / ``CATALENS_MAX_IMAGE_PIXELS`` bound formats decoded at full size; JPEGs decode reduced."""
+    from fastapi.testclient import TestClient
+
+    from catalens.search.api import create_app
+    from catalens.search.settings import Settings
+    from tests.conftest import pattern_image
+
+    catalog = make_catalog(3, size=(96, 64))  # JPEGs of 6,144 pixels: decoded at reduced size, never refused
+    pattern_image(9, (120, 100)).save(catalog / "big.png")  # 12,000 pixels, decoded at full size
+    store = tmp_path / "store"
+    code = main(["index", str(catalog), "--store", str(store), "--model", tiny_spec, "--max-pixels", "5000", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["new"] == 3
+    (failure,) = report["failures"]
+    assert failure["id"] == "big.png" and "exceeds the 5000-pixel budget" in failure["reason"]
+
+    png = io.BytesIO()
+    pattern_image(9, (120, 100)).save(png, format="PNG")
+    jpeg = io.BytesIO()
+    pattern_image(9, (120, 100)).save(jpeg, format="JPEG")
+    settings = Settings(store=store, max_image_pixels=5000, refresh_interval_s=3600, rate_limit="off")
+    with TestClient(create_app(settings)) as client:
+        refused = client.post("/v1/search/image", files={"image": ("big.png", png.getvalue(), "image/png")})
+        assert refused.status_code == 422 and "5000-pixel budget" in refused.json()["detail"]
+        served = client.post("/v1/search/image", files={"image": ("big.jpg", jpeg.getvalue(), "image/jpeg")})
+        assert served.status_code == 200 and served.json()["hits"]
