@@ -8,17 +8,29 @@ from tqdm import tqdm
 
 
 class TqdmProgress:
-    """A :class:`indexer.pipeline.ProgressSink` that draws one bar per phase (items/s and ETA)."""
+    """A :class:`catalens.indexer.progress.ProgressSink` that draws one bar per phase (rate and ETA).
 
-    def __init__(self, enabled: bool = True) -> None:
+    Args:
+        enabled: draw bars (notes are written either way).
+        unit: what is counted: items by default; ``"B"`` for bytes, shown scaled (kB, MB) as copies are.
+    """
+
+    def __init__(self, enabled: bool = True, unit: str = " items") -> None:
         self._enabled = enabled
+        self._unit = unit
         self._bar: tqdm | None = None
 
     def start(self, phase: str, total: int | None) -> None:
         self.finish()
         if self._enabled:
             self._bar = tqdm(
-                total=total, desc=phase, unit=" items", file=sys.stderr, mininterval=0.5, dynamic_ncols=True
+                total=total,
+                desc=phase,
+                unit=self._unit,
+                unit_scale=self._unit == "B",
+                file=sys.stderr,
+                mininterval=0.5,
+                dynamic_ncols=True,
             )
 
     def advance(self, n: int = 1) -> None:

@@ -7,7 +7,6 @@ place of the original while nothing runs on it.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 from catalens.search.cli.exits import EXIT_OK
@@ -15,8 +14,6 @@ from catalens.search.cli.parsing import positive_int
 from catalens.search.cli.render import emit_json
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
     from catalens.indexer.backup import BackupReport
     from catalens.search.cli.parsing import Commands
 
@@ -37,40 +34,14 @@ def register_backup(commands: Commands) -> None:
     backup.set_defaults(handler=run_backup)
 
 
-class ByteProgress:
-    """A progress sink drawing one tqdm bar per phase, in bytes (MB/s and ETA for large stores)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._enabled = enabled
-        self._bar: tqdm | None = None
-
-    def start(self, phase: str, total: int | None) -> None:
-        from tqdm import tqdm
-
-        self.finish()
-        if self._enabled:
-            self._bar = tqdm(
-                total=total, desc=phase, unit="B", unit_scale=True, file=sys.stderr, mininterval=0.5, leave=False
-            )
-
-    def advance(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def note(self, message: str) -> None:
-        print(message, file=sys.stderr)
-
-
 def run_backup(args: argparse.Namespace) -> int:
     """Copy the store to OUT and print what was copied."""
     from catalens.indexer.backup import backup_store
+    from catalens.search.progress import TqdmProgress
 
-    report = backup_store(args.store, args.destination, ByteProgress(enabled=not args.quiet), attempts=args.attempts)
+    report = backup_store(
+        args.store, args.destination, TqdmProgress(enabled=not args.quiet, unit="B"), attempts=args.attempts
+    )
     if args.json:
         emit_json(report.to_dict())
     else:
