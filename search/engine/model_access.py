@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from catalens.models import ImageTextEncoder
+from catalens.search.engine.text_cache import TextVectorCache
 
 #: Texts per forward pass when a long list is encoded; the lock is released between chunks.
 TEXT_CHUNK = 16
@@ -58,17 +59,22 @@ class ModelGate:
         encoder: the model, for its metadata (``spec``, ``dim``, ``logit_scale``); encode through the gate.
     """
 
-    def __init__(self, encoder: ImageTextEncoder, *, text_chunk: int = TEXT_CHUNK) -> None:
+    def __init__(
+        self, encoder: ImageTextEncoder, *, text_chunk: int = TEXT_CHUNK, text_cache: TextVectorCache | None = None
+    ) -> None:
         """
         Args:
             encoder: the loaded model.
             text_chunk: texts per forward pass (and per lock hold) in :meth:`encode_texts`.
+            text_cache: text embeddings already computed (queries and label prompts repeat); a new cache of
+                the default size when ``None``.
         """
         if text_chunk < 1:
             raise ValueError("text_chunk must be at least 1")
         self.encoder = encoder
         self._lock = FairLock()
         self._text_chunk = text_chunk
+        self.text_cache = text_cache if text_cache is not None else TextVectorCache()
 
     @property
     def dim(self) -> int:
@@ -80,18 +86,30 @@ class ModelGate:
         return self._lock.queued
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts, ``text_chunk`` at a time, the lock held for one chunk at a time.
+        """Embed texts: cached ones from the text cache, the rest ``text_chunk`` at a time, the lock held for
+        one chunk at a time.
 
         Returns:
             ``(len(texts), dim)`` float32 unit vectors.
         """
-        if not texts:
-            return np.zeros((0, self.encoder.dim), dtype=np.float32)
-        chunks = []
-        for start in range(0, len(texts), self._text_chunk):
+        out = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        spec = self.encoder.spec
+        missing: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            cached = self.text_cache.get(spec, text)
+            if cached is None:
+                missing.setdefault(text, []).append(row)
+            else:
+                out[row] = cached
+        todo = list(missing)
+        for start in range(0, len(todo), self._text_chunk):
+            chunk = todo[start : start + self._text_chunk]
             with self._lock:
-                chunks.append(self.encoder.encode_texts(list(texts[start : start + self._text_chunk])))
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+                vectors = self.encoder.encode_texts(chunk)
+            for text, vector in zip(chunk, vectors, strict=True):
+                out[missing[text]] = vector
+                self.text_cache.put(spec, text, vector)
+        return out
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed decoded images in one forward pass under the lock.
