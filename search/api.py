@@ -85,6 +85,7 @@ def open_engine(settings: Settings) -> SearchEngine:
         text_encoder=settings.text_encoder,
         allow_unpaired=settings.allow_unpaired_text_encoder,
         classify_limits=settings.classify_limits(),
+        text_cache_size=settings.text_cache_size,
     )
 
 

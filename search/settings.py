@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalens.indexer.urlguard import parse_allow
 from catalens.search.engine import ClassifyLimits, Fusion
+from catalens.search.engine.text_cache import DEFAULT_TEXT_CACHE_SIZE
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
         allow_unpaired_text_encoder: accept a text encoder not registered as aligned to the store's model.
         vector_weight, lexical_weight, rrf_k: hybrid ranking's reciprocal-rank fusion (see
             :class:`search.engine.Fusion`; the defaults are the measured ones).
+        text_cache_size: query texts and label prompts whose vectors the engine keeps (an LRU; 0 turns it off).
         classify_max_*: the most work one ``POST /v1/classify`` may ask for (see
             :class:`catalens.search.engine.ClassifyLimits`).
         blur_faces: blur the faces a detector finds in served images and thumbnails (stored bytes unchanged).
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
     vector_weight: float = Field(default=Fusion.vector_weight, ge=0)
     lexical_weight: float = Field(default=Fusion.lexical_weight, ge=0)
     rrf_k: float = Field(default=Fusion.rank_constant, ge=0)
+    text_cache_size: int = Field(default=DEFAULT_TEXT_CACHE_SIZE, ge=0)
     classify_max_labels: int = Field(default=ClassifyLimits.max_labels, gt=0)
     classify_max_templates: int = Field(default=ClassifyLimits.max_templates, gt=0)
     classify_max_label_chars: int = Field(default=ClassifyLimits.max_label_chars, gt=0)

@@ -27,6 +27,7 @@ from catalens.search.engine.fusion import fusion_depth, reciprocal_rank_fusion
 from catalens.search.engine.model_access import ModelGate
 from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, LexicalRetriever, VectorRetriever
 from catalens.search.engine.snapshot import Snapshots
+from catalens.search.engine.text_cache import DEFAULT_TEXT_CACHE_SIZE, TextVectorCache
 from catalens.search.engine.types import (
     Classification,
     Fusion,
@@ -58,6 +59,7 @@ class SearchEngine:
         search_threads: int = 1,
         fusion: Fusion | None = None,
         classify_limits: ClassifyLimits | None = None,
+        text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
     ) -> None:
         """
         Args:
@@ -67,6 +69,7 @@ class SearchEngine:
             search_threads: threads each vector-index search may use.
             fusion: hybrid fusion settings (the measured defaults if ``None``).
             classify_limits: the most work one classification may ask for (the defaults if ``None``).
+            text_cache_size: query texts and label prompts whose vectors are kept (0: none).
 
         Raises:
             QueryError: the encoder is not the store's model.
@@ -76,7 +79,8 @@ class SearchEngine:
         self.store = store
         self.encoder = encoder
         self.fusion = fusion or Fusion()
-        self._model = ModelGate(encoder)  # one forward pass at a time, for queries, labels and writes alike
+        # One forward pass at a time, for queries, labels and writes alike.
+        self._model = ModelGate(encoder, text_cache=TextVectorCache(text_cache_size))
         self._embedder = QueryEmbedder(store, self._model)
         self._classifier = Classifier(self._model, classify_limits)
         self._vectors = VectorRetriever(store, exact_limit=exact_filter_limit, search_threads=search_threads)
@@ -95,6 +99,7 @@ class SearchEngine:
         text_encoder: str | None = None,
         allow_unpaired: bool = False,
         classify_limits: ClassifyLimits | None = None,
+        text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
     ) -> SearchEngine:
         """Open a store and load the model its vectors were made with.
 
@@ -104,6 +109,7 @@ class SearchEngine:
                 :mod:`models.text_encoders` for the pairing rules).
             allow_unpaired: accept a text encoder not registered as aligned to the store's model.
             classify_limits: the most work one classification may ask for (the defaults if ``None``).
+            text_cache_size: query texts and label prompts whose vectors are kept (0: none).
 
         Raises:
             StoreNotFoundError, StoreVersionError, StoreCorruptError, ModelError.
@@ -117,7 +123,7 @@ class SearchEngine:
                 from catalens.models.text_encoders import pair_text_encoder
 
                 encoder = pair_text_encoder(encoder, text_encoder, options, allow_unpaired=allow_unpaired)
-            return cls(store, encoder, fusion=fusion, classify_limits=classify_limits)
+            return cls(store, encoder, fusion=fusion, classify_limits=classify_limits, text_cache_size=text_cache_size)
         except BaseException:
             store.close()
             raise

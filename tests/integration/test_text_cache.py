@@ -52,3 +52,12 @@ def test_the_cache_keeps_the_most_recently_used_and_never_mixes_models() -> None
     assert len(off) == 0
     with pytest.raises(ValueError):
         TextVectorCache(capacity=-1)
+
+
+def test_the_cache_size_is_a_setting_and_zero_turns_it_off(store_path: Path, tiny_model: Any) -> None:  # noqa: F811
+    recording = RecordingEncoder(tiny_model)
+    engine = SearchEngine.open(store_path, encoder=recording, text_cache_size=0)
+    with engine:
+        engine.search_text("red striped shirt")
+        engine.search_text("red striped shirt")
+    assert [kind for kind, _ in recording.calls].count("texts") == 2
