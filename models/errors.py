@@ -18,6 +18,27 @@ class ModelError(CatalensError):
     """Base class for every error the model layer raises."""
 
 
+class BackendUnavailableError(ModelError):
+    """A backend cannot run here: its Python package, binary or data files are missing.
+
+    Subclasses name the kind of backend (``noun``) and alias ``name`` (e.g. ``engine``), so the message reads
+    the same for every family: ``<noun> '<name>' is not available: <reason>. To install it: <hint>``.
+
+    Attributes:
+        name: the backend's spec.
+        reason: what is missing.
+        hint: how to install it.
+    """
+
+    noun = "backend"
+
+    def __init__(self, name: str, reason: str, hint: str) -> None:
+        self.name = name
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{self.noun} {name!r} is not available: {reason}. To install it: {hint}")
+
+
 class UnknownModelError(ModelError, ValueError):
     """A spec names an architecture, tag or backend that does not exist.
 

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from catalens.models.errors import ModelError
+from catalens.models.errors import BackendUnavailableError
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,12 @@ class FaceDetector(Protocol):
         ...
 
 
-class FaceDetectorUnavailableError(ModelError):
-    """A face detector cannot run here: its package or model file is missing.
+class FaceDetectorUnavailableError(BackendUnavailableError):
+    """A face detector cannot run here: its package or model file is missing."""
 
-    Attributes:
-        detector: the detector spec.
-        reason: what is missing.
-        hint: how to install it.
-    """
+    noun = "face detector"
 
-    def __init__(self, detector: str, reason: str, hint: str) -> None:
-        self.detector = detector
-        self.reason = reason
-        self.hint = hint
-        super().__init__(f"face detector {detector!r} is not available: {reason}. To install it: {hint}")
+    @property
+    def detector(self) -> str:
+        """The detector spec."""
+        return self.name

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from PIL import Image
 
-from catalens.models.errors import ModelError
+from catalens.models.errors import BackendUnavailableError, ModelError
 
 Point = tuple[float, float]
 
@@ -132,20 +132,15 @@ class OcrEngine(Protocol):
         ...
 
 
-class OcrUnavailableError(ModelError):
-    """An OCR engine cannot run here: its Python package, binary or language data is missing.
+class OcrUnavailableError(BackendUnavailableError):
+    """An OCR engine cannot run here: its Python package, binary or language data is missing."""
 
-    Attributes:
-        engine: the engine spec.
-        reason: what is missing.
-        hint: how to install it.
-    """
+    noun = "OCR engine"
 
-    def __init__(self, engine: str, reason: str, hint: str) -> None:
-        self.engine = engine
-        self.reason = reason
-        self.hint = hint
-        super().__init__(f"OCR engine {engine!r} is not available: {reason}. To install it: {hint}")
+    @property
+    def engine(self) -> str:
+        """The engine spec."""
+        return self.name
 
 
 class OcrFailedError(ModelError):
