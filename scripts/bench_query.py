@@ -274,7 +274,7 @@ def main() -> int:
         # The in-process parts and single-client HTTP requests are measured in interleaved rounds, so that the
         # machine's load drifting over the run (30 % from minute to minute on shared hosts) affects all of
         # them alike; the ratio compares medians over the same stretch of time.
-        engine = SearchEngine.open(store_dir, encoder=encoder)
+        engine = SearchEngine.open(store_dir, encoder=encoder, text_cache_size=0)  # as the server: uncached
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         log_path = Path(tmp) / "server.log"
