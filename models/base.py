@@ -62,12 +62,17 @@ class LoadOptions:
         precision: ``"auto"`` (fp16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or ``"fp16"``.
         cache_dir: where downloaded weights go; ``None`` uses the Hugging Face default (``HF_HOME``).
         seed: the seed for ``random`` and ``config`` specs, so random models are reproducible.
+        text_runtime: how open_clip text towers run on CPU: ``"auto"`` (ONNX Runtime for the causal towers big
+            enough to gain from it, exported once and cached; see :mod:`models.onnx_text`), ``"onnx"`` (ONNX
+            Runtime for every exportable tower) or ``"torch"`` (never ONNX). ``auto`` yields to the
+            ``CATALENS_TEXT_RUNTIME`` environment variable. A failed export falls back to torch with a warning.
     """
 
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16"] = "auto"
     cache_dir: str | None = None
     seed: int = 0
+    text_runtime: Literal["auto", "onnx", "torch"] = "auto"
 
 
 @dataclass(frozen=True)

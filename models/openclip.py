@@ -41,7 +41,8 @@ from catalens.models.hub import (
     why_not_downloadable,
 )
 from catalens.models.module import LoadedModel, write_weights
-from catalens.models.openclip_text import encode_text_trimmed
+from catalens.models.onnx_text import OnnxTextEncoder, choose_text_encoder
+from catalens.models.openclip_text import encode_text_trimmed, trimmed_tokens
 from catalens.models.specs import SpecParts, closest_first, looks_like_path
 
 BACKEND = "open_clip"
@@ -131,7 +132,13 @@ class OpenClipBackend:
         seeded = spec.kind in ("random", "config")
         with _seeded(options.seed) if seeded else nullcontext():
             model, transform, tokenizer, model_cfg = _create(spec, placement, options)
-        return OpenClipEncoder(spec.canonical, model, transform, tokenizer, model_cfg, placement)
+        model = model.eval()
+        text = None
+        if not placement.half:
+            text = choose_text_encoder(
+                spec.canonical, model, tokenizer, options.text_runtime, placement.device, options.cache_dir
+            )
+        return OpenClipEncoder(spec.canonical, model, transform, tokenizer, model_cfg, placement, text)
 
 
 @contextmanager
@@ -228,7 +235,9 @@ class OpenClipEncoder(LoadedModel):
         tokenizer: Any,
         model_cfg: dict[str, Any],
         placement: Placement,
+        text_encoder: OnnxTextEncoder | None = None,
     ) -> None:
+        """Wrap a loaded model; ``text_encoder`` (see :mod:`models.onnx_text`) replaces torch for text."""
         super().__init__(spec, placement)
         self._model = model.eval()
         if placement.half:
@@ -237,6 +246,8 @@ class OpenClipEncoder(LoadedModel):
         self._fast_path = _split_pil_and_tensor_steps(transform)
         self._tokenizer = tokenizer
         self._model_cfg = model_cfg
+        self._onnx_text = text_encoder
+        self._onnx_weights = _weight_versions(self._model) if text_encoder is not None else ()
         self._dim = int(self.encode_texts([""]).shape[1])
 
     @property
@@ -290,11 +301,33 @@ class OpenClipEncoder(LoadedModel):
     def encode_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
         return encode_images_in_batches(self, images, batch_size)
 
+    @property
+    def text_runtime(self) -> str:
+        """``"onnx"`` when ONNX Runtime encodes texts (see :mod:`models.onnx_text`), else ``"torch"``."""
+        return "onnx" if self._text_on_onnx() else "torch"
+
+    @property
+    def text_onnx(self) -> OnnxTextEncoder | None:
+        """The ONNX Runtime text encoder in use (its ``report`` says whether it was exported now), or ``None``."""
+        return self._onnx_text if self._text_on_onnx() else None
+
+    def _text_on_onnx(self) -> bool:
+        """Whether the ONNX graph still holds the model's text weights (training updates them in place)."""
+        if self._onnx_text is None:
+            return False
+        if _weight_versions(self._model) != self._onnx_weights:
+            self._onnx_text = None  # the exported weights are stale from now on; torch sees the new ones
+        return self._onnx_text is not None
+
     def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         size = batch_size or max(self.default_batch_size, 64)
         chunks = []
         for i in range(0, len(texts), size):
             tokens = self._tokenizer(list(texts[i : i + size]))
+            onnx_text = self._onnx_text if self._text_on_onnx() else None
+            if onnx_text is not None:
+                chunks.append(_normalise_array(onnx_text(trimmed_tokens(self._model, tokens).numpy())))
+                continue
             with self._inference():
                 # At the texts' true token length, not the padded context: same vectors, a fraction of the work.
                 chunks.append(_normalise(encode_text_trimmed(self._model, self._to_model(tokens))))
@@ -329,6 +362,22 @@ def _split_pil_and_tensor_steps(transform: Any) -> tuple[list[Any], np.ndarray, 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:
     return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+def _normalise_array(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as :func:`torch.nn.functional.normalize` does (norms clamped at 1e-12)."""
+    norms = np.linalg.norm(features, axis=-1, keepdims=True)
+    return np.ascontiguousarray(features / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _weight_versions(model: Any) -> tuple[tuple[int, int], ...]:
+    """Identity and in-place version of each text-tower weight: changes when training or loading updates one."""
+    modules = (model.token_embedding, model.transformer, model.ln_final)
+    params = [p for m in modules for p in m.parameters()]
+    params += [t for t in (model.positional_embedding, model.text_projection) if isinstance(t, torch.Tensor)]
+    if isinstance(model.text_projection, torch.nn.Module):
+        params += list(model.text_projection.parameters())
+    return tuple((id(p), p._version) for p in params)
 
 
 def save_checkpoint(encoder: OpenClipEncoder, directory: str | os.PathLike[str]) -> Path:

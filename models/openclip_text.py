@@ -44,6 +44,13 @@ def true_length(model: Any, tokens: torch.Tensor) -> int:
     return int(ends.max().item()) + 1
 
 
+def trimmed_tokens(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """``tokens`` cut to the texts' true length when that is exact for ``model`` (else ``tokens`` unchanged)."""
+    if not trimmable(model) or tokens.ndim != 2 or tokens.shape[1] == 0:
+        return tokens
+    return tokens[:, : true_length(model, tokens)]
+
+
 def encode_text_trimmed(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text(tokens)`` (unnormalised), computed over the texts' true length when that is exact.
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from catalens.models import load_model
-from catalens.models.openclip_text import encode_text_trimmed, trimmable, true_length
+from catalens.models import LoadOptions, load_model
+from catalens.models.openclip_text import encode_text_trimmed, trimmable, trimmed_tokens, true_length
 from tests.conftest import TINY_CONFIG
 
 TEXTS = ["red running shoe", "a photo of a ceramic mug with a blue handle and a gold rim", "", "XR-2040"]
@@ -37,6 +37,7 @@ def test_the_tiny_tower_gives_the_padded_vectors_from_fewer_positions(tiny_model
     model = tiny_model.torch_module
     assert trimmable(model)
     assert true_length(model, tokens) < tokens.shape[1]  # the work really shrinks
+    assert torch.equal(trimmed_tokens(model, tokens), tokens[:, : true_length(model, tokens)])
     np.testing.assert_allclose(tiny_model.encode_texts(TEXTS), _padded(tiny_model, TEXTS), atol=1e-5)
     # One text alone and in a batch with a longer one: the batch runs at its longest text's length.
     np.testing.assert_allclose(tiny_model.encode_texts(TEXTS[:1])[0], tiny_model.encode_texts(TEXTS)[0], atol=1e-5)
@@ -53,6 +54,7 @@ def test_towers_that_read_the_padding_take_the_padded_path(tmp_path: Path) -> No
     model = encoder.torch_module
     assert not trimmable(model)
     tokens = encoder.tokenize(TEXTS)
+    assert trimmed_tokens(model, tokens) is tokens
     with torch.inference_mode():
         assert torch.equal(encode_text_trimmed(model, tokens), model.encode_text(tokens))
     np.testing.assert_allclose(encoder.encode_texts(TEXTS), _padded(encoder, TEXTS), atol=1e-6)
@@ -61,6 +63,6 @@ def test_towers_that_read_the_padding_take_the_padded_path(tmp_path: Path) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["ViT-B-32:random", "RN50:random", "ViT-L-14:random"])
 def test_built_in_architectures_give_the_padded_vectors(spec: str) -> None:
-    encoder = load_model(spec)
+    encoder = load_model(spec, LoadOptions(text_runtime="torch"))  # the torch path (ONNX: test_onnx_text.py)
     assert trimmable(encoder.torch_module)
     np.testing.assert_allclose(encoder.encode_texts(TEXTS), _padded(encoder, TEXTS), atol=1e-4)
