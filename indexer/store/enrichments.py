@@ -119,10 +119,14 @@ def enrichments_of(db: sqlite3.Connection, keys: Sequence[int]) -> dict[int, dic
 
 
 def enrichment_counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    """Per kind and spec, how many indexed items are done and how many failed (as ``"<spec> (failed)"``)."""
+    """Per kind and spec, how many indexed items are done and how many failed (as ``"<spec> (failed)"``).
+
+    ``CROSS JOIN`` keeps the enrichments as the outer loop: SQLite otherwise scans every item for its status
+    (0.7-10 s at a million items with no enrichment at all).
+    """
     rows = db.execute(
         """SELECT e.kind, e.spec, e.error IS NOT NULL, COUNT(*) FROM enrichments e
-           JOIN items i ON i.key = e.item_key AND i.status = 'indexed' GROUP BY 1, 2, 3"""
+           CROSS JOIN items i ON i.key = e.item_key AND i.status = 'indexed' GROUP BY 1, 2, 3"""
     ).fetchall()
     counts: dict[str, dict[str, int]] = {}
     for kind, spec, failed, n in rows:

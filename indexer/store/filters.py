@@ -56,37 +56,43 @@ def filter_clauses(where: ItemFilter, prefix: str = "") -> tuple[list[str], list
 def matching_keys(db: sqlite3.Connection, where: ItemFilter) -> np.ndarray:
     """Keys of the indexed items that satisfy ``where``, sorted (int64)."""
     clauses, params = filter_clauses(where)
-    rows = db.execute(f"SELECT key FROM items WHERE {' AND '.join(clauses)} ORDER BY key", params).fetchall()
-    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    cursor = db.execute(f"SELECT key FROM items WHERE {' AND '.join(clauses)} ORDER BY key", params)
+    cursor.row_factory = None  # plain tuples, streamed into the array: a category can hold 100,000s of keys
+    return np.fromiter((r[0] for r in cursor), dtype=np.int64)
 
 
 def facet_counts(db: sqlite3.Connection, name: str, limit: int) -> list[tuple[str, int]]:
-    """Indexed-item counts per value of ``category`` or of one attribute, most frequent first."""
-    if name == "category":
-        sql, params = "SELECT category, COUNT(*) FROM items WHERE status = 'indexed' AND category IS NOT NULL", []
-    else:
-        sql = (
-            "SELECT CAST(json_extract(attributes, ?) AS TEXT) AS v, COUNT(*) FROM items "
-            "WHERE status = 'indexed' AND v IS NOT NULL"
-        )
-        params = [f'$."{name}"']
-    rows = db.execute(f"{sql} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", (*params, limit)).fetchall()
+    """Indexed-item counts per value of ``category`` or of one attribute, most frequent first.
+
+    Read from the ``facets`` counts the schema's triggers keep (never a scan of the items), through the
+    ``(kind, name, n)`` index: even an attribute with a million distinct values answers at once.
+    """
+    kind, facet = ("category", "") if name == "category" else ("attribute", name)
+    rows = db.execute(
+        "SELECT value, n FROM facets WHERE kind = ? AND name = ? AND n > 0 ORDER BY n DESC, value LIMIT ?",
+        (kind, facet, limit),
+    ).fetchall()
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
 def attribute_names(db: sqlite3.Connection, limit: int) -> list[tuple[str, int]]:
     """Attribute names set on indexed items with how many items set each, the most widely set first."""
     rows = db.execute(
-        """SELECT a.key, COUNT(*) FROM items i, json_each(i.attributes) a
-           WHERE i.status = 'indexed' GROUP BY a.key ORDER BY 2 DESC, 1 LIMIT ?""",
-        (limit,),
+        "SELECT name, n FROM facets WHERE kind = 'name' AND n > 0 ORDER BY n DESC, name LIMIT ?", (limit,)
     ).fetchall()
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
 def price_range(db: sqlite3.Connection) -> tuple[float, float] | None:
-    """The lowest and highest price of the indexed items, or ``None`` when none has a price."""
-    row = db.execute(
-        "SELECT MIN(price), MAX(price) FROM items WHERE status = 'indexed' AND price IS NOT NULL"
-    ).fetchone()
-    return (float(row[0]), float(row[1])) if row[0] is not None else None
+    """The lowest and highest price of the indexed items, or ``None`` when none has a price.
+
+    Two ends of the partial index of indexed prices, rather than one scan of every item.
+    """
+    ends = [
+        db.execute(
+            f"SELECT price FROM items INDEXED BY items_indexed_price WHERE status = 'indexed' AND price IS NOT NULL "
+            f"ORDER BY price {order} LIMIT 1"
+        ).fetchone()
+        for order in ("ASC", "DESC")
+    ]
+    return (float(ends[0][0]), float(ends[1][0])) if ends[0] is not None and ends[1] is not None else None

@@ -16,9 +16,13 @@ from catalens.indexer.lexical import FIELDS, TOKENIZER
 from catalens.indexer.store.fulltext import index_text
 
 DB_NAME = "catalog.sqlite3"
-#: Version 2 added captions, OCR text and the FTS5 index; version-1 stores are upgraded in place on open.
-SCHEMA_VERSION = 2
-UPGRADABLE_VERSIONS = (1,)
+#: Version 2 added captions, OCR text and the FTS5 index; version 3 the facet counts kept by triggers and the
+#: partial indexes of failed items and of prices. Older stores are upgraded in place on open, step by step.
+SCHEMA_VERSION = 3
+UPGRADABLE_VERSIONS = (1, 2)
+#: SQLite page size of a new database: a 512-d float32 vector row (2 KB) stays on its b-tree page, seven to a
+#: page (2.3 KB an item on disk, against 4.7 KB at SQLite's default 4 KB pages). Existing files keep theirs.
+PAGE_SIZE = 16384
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -85,6 +89,60 @@ CREATE TABLE IF NOT EXISTS enrichments (
 )
 
 
+# Schema version 3: what /v1/info and the search page's filters show, kept exact by triggers so a million-item
+# store answers from a few hundred rows instead of scanning every item's JSON attributes (seconds at 1M).
+# ``kind``: 'status' (every item, by status), 'category' (indexed items), 'attribute' (indexed items, by
+# attribute name and value as text, as ``CAST(json_extract(...) AS TEXT)`` gives it) and 'name' (indexed
+# items setting an attribute name, whatever its value). Rows whose count fell to 0 stay and are skipped.
+_FACET_DELTAS = (
+    "INSERT INTO facets SELECT 'status', '', {row}.status, {d} WHERE true ON CONFLICT DO UPDATE SET n = n + {d};",
+    "INSERT INTO facets SELECT 'category', '', {row}.category, {d} WHERE {row}.status = 'indexed' "
+    "AND {row}.category IS NOT NULL ON CONFLICT DO UPDATE SET n = n + {d};",
+    "INSERT INTO facets SELECT 'attribute', key, CAST(value AS TEXT), {d} FROM json_each({row}.attributes) "
+    "WHERE {row}.status = 'indexed' AND value IS NOT NULL ON CONFLICT DO UPDATE SET n = n + {d};",
+    "INSERT INTO facets SELECT 'name', key, '', {d} FROM json_each({row}.attributes) "
+    "WHERE {row}.status = 'indexed' ON CONFLICT DO UPDATE SET n = n + {d};",
+)
+
+
+def _facet_trigger(name: str, event: str, *rows: tuple[str, str]) -> str:
+    body = " ".join(delta.format(row=row, d=d) for row, d in rows for delta in _FACET_DELTAS)
+    return f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON items BEGIN {body} END"
+
+
+_SCHEMA_V3 = (
+    """
+CREATE TABLE IF NOT EXISTS facets (
+    kind  TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    value TEXT NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (kind, name, value)
+) WITHOUT ROWID
+""",
+    "CREATE INDEX IF NOT EXISTS facets_by_count ON facets (kind, name, n)",
+    _facet_trigger("items_facets_insert", "INSERT", ("NEW", "1")),
+    _facet_trigger("items_facets_delete", "DELETE", ("OLD", "-1")),
+    _facet_trigger("items_facets_update", "UPDATE OF status, category, attributes", ("OLD", "-1"), ("NEW", "1")),
+    "CREATE INDEX IF NOT EXISTS items_failed ON items (updated_at) WHERE status = 'failed'",
+    "CREATE INDEX IF NOT EXISTS items_indexed_price ON items (price) WHERE status = 'indexed' AND price IS NOT NULL",
+    # A category filter's keys, in key order, without reading the item rows (3 s for 280k keys at 1M without).
+    "CREATE INDEX IF NOT EXISTS items_indexed_category ON items (category, key) WHERE status = 'indexed'",
+)
+
+# Upgrading to version 3: the counts of the items already stored (one pass over them).
+_FILL_FACETS = (
+    "DELETE FROM facets",
+    "INSERT INTO facets SELECT 'status', '', status, COUNT(*) FROM items GROUP BY status",
+    "INSERT INTO facets SELECT 'category', '', category, COUNT(*) FROM items "
+    "WHERE status = 'indexed' AND category IS NOT NULL GROUP BY category",
+    "INSERT INTO facets SELECT 'attribute', a.key, CAST(a.value AS TEXT), COUNT(*) FROM items i, "
+    "json_each(i.attributes) a WHERE i.status = 'indexed' AND a.value IS NOT NULL GROUP BY 2, 3",
+    "INSERT INTO facets SELECT 'name', a.key, '', COUNT(*) FROM items i, json_each(i.attributes) a "
+    "WHERE i.status = 'indexed' GROUP BY 2",
+)
+
+
 def open_database(db_path: Path, store: str, *, read_only: bool = False) -> sqlite3.Connection:
     """Connect to a store's database, creating the schema in a new one and upgrading an old one.
 
@@ -103,8 +161,13 @@ def open_database(db_path: Path, store: str, *, read_only: bool = False) -> sqli
     """
     if read_only:
         return open_read_only(db_path, store)
+    is_new = not db_path.is_file() or db_path.stat().st_size == 0
     db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
     db.row_factory = sqlite3.Row
+    if is_new:
+        # Set before WAL (which fixes it): a 2 KB vector row does not fit a 4 KB page's local payload, so
+        # at the default size each spilled to an overflow page of its own, 4.7 KB a 512-d vector.
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     db.execute("PRAGMA journal_mode = WAL")
     # NORMAL is durable against process crashes (kill -9) in WAL mode; only power loss can drop the
     # last transactions, and never corrupts the database.
@@ -114,7 +177,7 @@ def open_database(db_path: Path, store: str, *, read_only: bool = False) -> sqli
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         db.executescript(_SCHEMA)
-        for statement in _SCHEMA_V2:
+        for statement in (*_SCHEMA_V2, *_SCHEMA_V3):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     elif version in UPGRADABLE_VERSIONS:
@@ -181,6 +244,12 @@ def upgrade(db: sqlite3.Connection, version: int) -> None:
                 db.execute(statement)
             index_text(db, "1", [])
             db.execute("PRAGMA user_version = 2")
+            version = 2
+        if version == 2:
+            # One pass over the items (about a minute at a million items), once.
+            for statement in (*_SCHEMA_V3, *_FILL_FACETS):
+                db.execute(statement)
+            db.execute("PRAGMA user_version = 3")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

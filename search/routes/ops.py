@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+import threading
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from catalens.indexer.store import CatalogStore
+from catalens.search.engine import SearchEngine
 from catalens.search.routes.deps import ACCESS_RESPONSES, READ, EngineDep, SettingsDep
 from catalens.search.schemas import (
     ClassifyLimitsOut,
@@ -56,26 +58,25 @@ def metrics(request: Request) -> Response:
     responses=ACCESS_RESPONSES,
 )
 def info(
+    request: Request,
     engine: EngineDep,
     settings: SettingsDep,
     failures: Annotated[int, Query(ge=0, le=1000, description="how many failed items to list")] = 20,
 ) -> InfoOut:
     store = engine.store
     manifest = store.manifest
-    prices = store.price_range()
+    facts = _store_facts(request, engine, failures)
     return InfoOut(
         model=manifest.model,
         dim=manifest.dim,
-        items=store.status_counts(),
+        items=facts["items"],
         index_factory=manifest.index.factory if manifest.index else manifest.index_factory,
         generation=engine.generation,
-        index_count=engine.size,
-        facets=_facets(store),
-        price_range=PriceRangeOut(min=prices[0], max=prices[1]) if prices else None,
-        passes=store.enrichment_counts(),
-        failures=[FailedItemOut(id=f.id, source=f.source, reason=f.reason) for f in store.failures(failures)]
-        if failures
-        else [],
+        index_count=facts["index_count"],
+        facets=facts["facets"],
+        price_range=facts["price_range"],
+        passes=facts["passes"],
+        failures=facts["failures"][:failures],
         limits=LimitsOut(
             max_k=settings.max_k,
             max_upload_bytes=settings.max_upload_bytes,
@@ -83,6 +84,48 @@ def info(
         ),
         index_problem=engine.index_problem,
     )
+
+
+class _FactsCache:
+    """The store facts of the last ``/v1/info``, reused until the database changes.
+
+    Keyed by the store's change stamp (any commit, by this process or another, changes it), so an answer is
+    never stale; it spares the enrichment counts (a join over every caption and OCR row) and the rest on
+    every page load of a large catalog. One computation at a time: concurrent requests wait for it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key: tuple[Any, ...] | None = None
+        self.facts: dict[str, Any] = {}
+
+
+def _store_facts(request: Request, engine: SearchEngine, failures: int) -> dict[str, Any]:
+    """Counts (items, and vectors searchable: a count over every vector), facets, price range, passes and the
+    ``failures`` most recent failures, cached per change of the store."""
+    store: CatalogStore = engine.store
+    cache: _FactsCache | None = getattr(request.app.state, "info_facts", None)
+    if cache is None:
+        cache = request.app.state.info_facts = _FactsCache()
+    with cache.lock:
+        key = (id(store), store.change_stamp())
+        if cache.key == key and len(cache.facts["failures"]) >= min(failures, cache.facts["failed"]):
+            return cache.facts
+        prices = store.price_range()
+        counts = store.status_counts()
+        cache.facts = {
+            "items": counts,
+            "index_count": engine.size,
+            "failed": counts.get("failed", 0),
+            "facets": _facets(store),
+            "price_range": PriceRangeOut(min=prices[0], max=prices[1]) if prices else None,
+            "passes": store.enrichment_counts(),
+            "failures": [FailedItemOut(id=f.id, source=f.source, reason=f.reason) for f in store.failures(failures)]
+            if failures
+            else [],
+        }
+        cache.key = key
+        return cache.facts
 
 
 def _facets(store: CatalogStore) -> dict[str, list[FacetValue]]:
