@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from catalens.indexer.pipeline import IndexOptions, index_catalog
-from catalens.indexer.store import CatalogStore, EmbeddedItem, Enrichment, ItemFilter
+from catalens.indexer.store import SCHEMA_VERSION, CatalogStore, EmbeddedItem, Enrichment, ItemFilter
 from catalens.search.api import create_app
 from catalens.search.cli import main
 from catalens.search.engine import Fusion, QueryPart, SearchEngine, SearchOptions
@@ -219,7 +219,7 @@ def test_a_version_1_store_is_upgraded_in_place(vector_store: Callable[..., Path
     (path / "manifest.json").write_text(json.dumps(manifest))
 
     assert lexical_ids(path, tiny_model, "kestrel") == ["sku-0002"]
-    assert json.loads((path / "manifest.json").read_text())["schema_version"] == 2
+    assert json.loads((path / "manifest.json").read_text())["schema_version"] == SCHEMA_VERSION
 
 
 def test_http_modes_and_explanations(vector_store: Callable[..., Path], tiny_model: Any) -> None:
