@@ -21,7 +21,11 @@ class IndexOptions:
 
     Attributes:
         model: a model spec; ``None`` keeps the store's model (or uses the default for a new store).
-        index_factory: a FAISS index-factory string; ``None`` keeps the store's (``Flat`` for a new store).
+        index_factory: ``auto`` (planned from the store's size and ``index_memory``, then tuned to
+            ``target_recall``) or a FAISS index-factory string; ``None`` keeps the store's (``auto`` for a new
+            store).
+        index_memory: bytes the index may use in RAM, for ``auto`` (``None``: a quarter of the machine's).
+        target_recall: the recall@10 the index's search settings are tuned to reach (measured at every build).
         batch_size: images per forward pass; ``None`` picks one for the device.
         workers: decode and preprocess threads.
         rebuild: re-embed every item, and allow switching the store to another model.
@@ -34,6 +38,8 @@ class IndexOptions:
 
     model: str | None = None
     index_factory: str | None = None
+    index_memory: int | None = None
+    target_recall: float = 0.95
     batch_size: int | None = None
     workers: int = field(default_factory=default_workers)
     rebuild: bool = False

@@ -26,10 +26,12 @@ from catalens.indexer.images import decode_image
 from catalens.indexer.lock import WriterLock
 from catalens.indexer.options import IndexOptions, IndexReport, default_workers
 from catalens.indexer.progress import NoProgress, ProgressSink
+from catalens.indexer.publish import IndexGoals, publish_index
 from catalens.indexer.records import ItemRecord, ScanProblem
 from catalens.indexer.sources import Source, open_source
 from catalens.indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
-from catalens.indexer.vectors import DEFAULT_FACTORY, create_index, validate_factory
+from catalens.indexer.vectors import DEFAULT_FACTORY, validate_factory
+from catalens.indexer.vectors.auto import AUTO
 from catalens.models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 
 DECODE_NICENESS = 10
@@ -122,10 +124,10 @@ def index_catalog(
             spec = requested or (store.manifest.model if store else DEFAULT_MODEL)
             factory = options.index_factory or (store.manifest.index_factory if store else DEFAULT_FACTORY)
             if store is not None:
-                validate_factory(factory, store.manifest.dim)
+                _validate(factory, store.manifest.dim)
             if encoder is None:
                 encoder = registry.load(spec, load_options)
-            validate_factory(factory, encoder.dim)
+            _validate(factory, encoder.dim)
             if store is None:
                 store = CatalogStore.create(root, encoder.spec, encoder.dim, factory)
             elif options.rebuild:
@@ -139,9 +141,17 @@ def index_catalog(
 
 
 def reindex(
-    store_path: str | os.PathLike[str], index_factory: str | None = None, progress: ProgressSink | None = None
+    store_path: str | os.PathLike[str],
+    index_factory: str | None = None,
+    progress: ProgressSink | None = None,
+    goals: IndexGoals | None = None,
 ) -> IndexState:
-    """Rebuild the FAISS index from the store's SQLite vectors alone and publish it as a new generation.
+    """Publish a new index generation from the store's SQLite vectors alone, measured and tuned.
+
+    Args:
+        index_factory: ``auto`` or a factory string to switch to; ``None`` keeps the store's choice.
+        goals: memory budget, recall target and whether to retrain (the defaults if ``None``); the current
+            generation is extended rather than rebuilt when that is sound (see :mod:`catalens.indexer.publish`).
 
     Raises:
         StoreNotFoundError, StoreLockedError, IndexBuildError.
@@ -149,21 +159,13 @@ def reindex(
     sink = progress or NoProgress()
     with CatalogStore.open(store_path) as store, store.writer_lock():
         factory = index_factory or store.manifest.index_factory
-        validate_factory(factory, store.manifest.dim)
-        return _publish(store, factory, sink)
+        _validate(factory, store.manifest.dim)
+        return publish_index(store, factory, sink, goals or IndexGoals())
 
 
-def _publish(store: CatalogStore, factory: str, sink: ProgressSink) -> IndexState:
-    # Read the sequence first: the writer lock is held, so nothing changes while the vectors are read.
-    seq = store.current_seq()
-    count = store.vector_count()
-    sink.start("building index", count)
-    index = create_index(factory, store.manifest.dim)
-    index.build(store.iter_vectors, count)
-    state = store.publish_index(index.save, factory, count, seq)
-    sink.advance(count)
-    sink.finish()
-    return state
+def _validate(factory: str, dim: int) -> None:
+    if factory != AUTO:
+        validate_factory(factory, dim)
 
 
 class _Run:
@@ -201,9 +203,13 @@ class _Run:
         self._process(work, existing)
         self.report.embed_seconds = time.perf_counter() - embed_started
         index = self.store.manifest.index
-        stale = index is None or index.factory != self.factory or not (self.store.path / index.file).is_file()
+        asked = self.store.manifest.index_factory
+        stale = index is None or asked != self.factory or not (self.store.path / index.file).is_file()
         if self.vectors_changed or stale:
-            self.report.generation = _publish(self.store, self.factory, self.sink).generation
+            goals = IndexGoals(memory_budget=self.options.index_memory, target_recall=self.options.target_recall)
+            state = publish_index(self.store, self.factory, self.sink, goals)
+            self.report.generation = state.generation
+            self.report.index_factory = state.factory
         else:
             self.report.generation = index.generation if index else None
         self.report.indexed_total = self.store.status_counts()["indexed"]

@@ -319,12 +319,33 @@ class LimitsOut(BaseModel):
     classify: ClassifyLimitsOut | None = None
 
 
+class IndexOut(BaseModel):
+    """How the current index generation was chosen and what was measured on it (see ``catalens info``)."""
+
+    factory: str
+    chosen_by: str | None = Field(default=None, description="auto (planned from size and budget) or given")
+    reason: str | None = Field(default=None, description="why auto chose this index")
+    search_params: dict[str, int] | None = Field(
+        default=None, description="tuned settings: nprobe / efSearch / k_factor, and rerank (exact re-scoring depth)"
+    )
+    recall_at_10: float | None = Field(default=None, description="measured against exact search on sampled items")
+    target_recall: float | None = None
+    target_met: bool | None = None
+    latency_ms: float | None = Field(default=None, description="median single-query search time, one thread")
+    p95_ms: float | None = None
+    measured_queries: int | None = None
+    bytes_per_vector: float | None = Field(default=None, description="the index file's size per vector")
+    memory_budget: int | None = Field(default=None, description="bytes auto planned for")
+    trained_on: int | None = None
+
+
 class InfoOut(BaseModel):
     model: str
     dim: int
     items: dict[str, int]
     index_factory: str
     generation: int | None
+    index: IndexOut | None = Field(default=None, description="the current generation's measured recall and settings")
     index_count: int | None = Field(
         default=None, description="searchable vectors: the index generation plus later changes"
     )

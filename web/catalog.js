@@ -25,6 +25,13 @@ function renderStats(root, info) {
       stat("Failed items", fmt.count(info.items.failed ?? 0)),
       stat("Model", info.model, `(${info.dim} dimensions)`),
       stat("Index", info.index_factory, info.index_count !== null ? `(${fmt.count(info.index_count)} vectors)` : null),
+      info.index && info.index.recall_at_10 !== null
+        ? stat(
+            "Measured recall@10",
+            info.index.recall_at_10.toFixed(3),
+            `(${info.index.latency_ms.toFixed(2)} ms per query${info.index.target_met ? "" : ", below its target"})`,
+          )
+        : null,
       stat("Generation", info.generation ?? "none yet"),
       stat("Categories", fmt.count((info.facets.category || []).length)),
       range ? stat("Prices", `${fmt.price(range.min)} – ${fmt.price(range.max)}`) : null,

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from catalens.indexer.vectors.base import VectorIndex
 
 from catalens.indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError, StoreWriteError
-from catalens.indexer.fsutil import atomic_write
 from catalens.indexer.lock import WriterLock
 from catalens.indexer.records import ItemRecord
 from catalens.indexer.store import enrichments, filters, fulltext, generations, items, vectors
@@ -31,7 +30,7 @@ from catalens.indexer.store.faults import PUBLISH, CheckedLock, as_write_error, 
 from catalens.indexer.store.filters import ItemFilter
 from catalens.indexer.store.fulltext import LexicalMatch
 from catalens.indexer.store.generations import INDEX_DIR
-from catalens.indexer.store.integrity import IndexLoader, file_checksum, load_verified
+from catalens.indexer.store.integrity import IndexLoader, load_verified
 from catalens.indexer.store.items import EmbeddedItem, FailedItem, ItemState, StoredItem
 from catalens.indexer.store.manifest import (
     MANIFEST_NAME,
@@ -68,8 +67,11 @@ class CatalogStore:
         return (Path(path) / MANIFEST_NAME).is_file()
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], model: str, dim: int, index_factory: str = "Flat") -> CatalogStore:
-        """Create an empty store (the directory may exist, but must not hold a store yet)."""
+    def create(cls, path: str | os.PathLike[str], model: str, dim: int, index_factory: str = "auto") -> CatalogStore:
+        """Create an empty store (the directory may exist, but must not hold a store yet).
+
+        ``index_factory`` is the index the store asks for: ``auto`` (planned at each build) or a factory string.
+        """
         root = Path(path).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         (root / INDEX_DIR).mkdir(exist_ok=True)
@@ -249,16 +251,19 @@ class CatalogStore:
 
     # -- full-text search ------------------------------------------------------------------------------------
 
-    def lexical_search(self, match: str, where: ItemFilter, limit: int) -> list[LexicalMatch]:
+    def lexical_search(
+        self, match: str, where: ItemFilter, limit: int, stats: fulltext.TermStats | None = None
+    ) -> list[LexicalMatch]:
         """The best ``limit`` full-text matches of an FTS5 MATCH expression among items passing ``where``.
 
         Args:
             match: an expression from :func:`indexer.lexical.match_expression`.
             where: the same metadata filter vector search takes.
             limit: how many matches to return, best first.
+            stats: the caller's cache of common words' row counts (see :func:`fulltext.lexical_search`).
         """
         with self._guard:
-            return fulltext.lexical_search(self._db, match, where, limit)
+            return fulltext.lexical_search(self._db, match, where, limit, stats)
 
     def lexical_snippets(self, match: str, keys: Iterable[int], tokens: int = 12) -> dict[int, dict[str, str]]:
         """For each key, the fields ``match`` hits with a short marked-up excerpt of each (see LexicalMatch)."""
@@ -370,6 +375,12 @@ class CatalogStore:
         manifest = self._manifest
         return load_verified(self.path, str(self.path), state, manifest.dim, manifest.checksum_of(state), load)
 
+    def change_stamp(self) -> tuple[int, int]:
+        """A value that changes whenever the database does: a commit by any other connection (SQLite's
+        ``data_version``) or a row changed through this one. Readers key caches of derived facts on it."""
+        with self._guard:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0]), self._db.total_changes
+
     def current_seq(self) -> int:
         """The change sequence: it increases with every write transaction."""
         with self._guard:
@@ -389,7 +400,16 @@ class CatalogStore:
         keys, found = vectors.unpack(rows, self._manifest.dim)
         return keys, found, removed
 
-    def publish_index(self, write: Callable[[Path], None], factory: str, count: int, seq: int = 0) -> IndexState:
+    def publish_index(
+        self,
+        write: Callable[[Path], None],
+        factory: str,
+        count: int,
+        seq: int = 0,
+        *,
+        tuning: dict[str, Any] | None = None,
+        requested: str | None = None,
+    ) -> IndexState:
         """Publish a new index generation atomically, then record it in the manifest.
 
         The index file is written under a new name (temp file, fsync, rename, fsync of the folder), so a
@@ -401,27 +421,24 @@ class CatalogStore:
             factory: the factory string the index was built with.
             count: the number of vectors in it.
             seq: the change sequence read before the vectors were (see :meth:`changes_since`).
+            tuning: the measured recall and search settings to record with the generation.
+            requested: what the store asks for from now on (``auto`` or a factory string; ``factory`` if
+                ``None``), kept as the manifest's ``index_factory``.
         """
         current = self._manifest.index
         generation = (current.generation if current else 0) + 1
-        relative = generations.generation_file(generation)
-        sums: list[str] = []
-
-        def write_and_sum(tmp: Path) -> None:
-            write(tmp)
-            sums.append(file_checksum(tmp))
-
         try:
-            atomic_write(self.path / relative, write_and_sum)
+            relative, checksum, size = generations.write_generation(self.path, generation, write)
         except (OSError, RuntimeError) as e:
             raise as_write_error(str(self.path), PUBLISH, e) from e
-        state = IndexState(generation, relative, factory, int(count), now(), int(seq))
+        state = IndexState(generation, relative, factory, int(count), now(), int(seq), size, tuning)
         previous_seq = current.seq if current else 0
-        checksums = {relative: sums[0]}
-        if current is not None and current.file in self._manifest.checksums:
-            checksums[current.file] = self._manifest.checksums[current.file]
         published = replace(
-            self._manifest, index=state, previous_index=current, checksums=checksums, index_factory=factory
+            self._manifest,
+            index=state,
+            previous_index=current,
+            checksums=generations.kept_checksums(self._manifest, relative, checksum),
+            index_factory=requested or factory,
         )
         try:
             self._write_manifest(published, PUBLISH)

@@ -10,9 +10,14 @@ vectors left the store since.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from catalens.indexer.fsutil import atomic_write
+from catalens.indexer.store.integrity import file_checksum
+from catalens.indexer.store.manifest import StoreManifest
 
 INDEX_DIR = "index"
 #: Generation files kept on disk: the newest and the one before, which readers may still have open.
@@ -22,6 +27,35 @@ KEEP_GENERATIONS = 2
 def generation_file(generation: int) -> str:
     """The index file of a generation, relative to the store directory."""
     return f"{INDEX_DIR}/gen-{generation:06d}.faiss"
+
+
+def write_generation(root: Path, generation: int, write: Callable[[Path], None]) -> tuple[str, str, int]:
+    """Write a generation's file atomically (temp file, fsync, rename, fsync of the folder).
+
+    Returns:
+        The file relative to ``root``, its checksum and its size in bytes.
+
+    Raises:
+        OSError, RuntimeError: the write failed (the caller maps it to a store write error).
+    """
+    relative = generation_file(generation)
+    facts: list[tuple[str, int]] = []
+
+    def write_and_measure(tmp: Path) -> None:
+        write(tmp)
+        facts.append((file_checksum(tmp), tmp.stat().st_size))
+
+    atomic_write(root / relative, write_and_measure)
+    return relative, facts[0][0], facts[0][1]
+
+
+def kept_checksums(manifest: StoreManifest, relative: str, checksum: str) -> dict[str, str]:
+    """The checksums a manifest keeps once ``relative`` is published: the new file's and the current one's."""
+    kept = {relative: checksum}
+    current = manifest.index
+    if current is not None and current.file in manifest.checksums:
+        kept[current.file] = manifest.checksums[current.file]
+    return kept
 
 
 def prune_generations(index_dir: Path, newest: int) -> None:

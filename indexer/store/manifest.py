@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from catalens.indexer.fsutil import atomic_write_text
 
@@ -22,6 +23,9 @@ class IndexState:
         count: the number of vectors in it.
         built_at: UTC timestamp of the publish.
         seq: the store's change sequence when it was built; later changes are applied on top by readers.
+        file_bytes: the index file's size (absent in manifests written before it: 0).
+        tuning: what was measured on it and the search settings chosen (``IndexTuning.to_dict()`` of
+            :mod:`catalens.indexer.vectors.tuning`; ``None`` in manifests written before tuning existed).
     """
 
     generation: int
@@ -30,6 +34,8 @@ class IndexState:
     count: int
     built_at: str
     seq: int = 0
+    file_bytes: int = 0
+    tuning: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class StoreManifest:
     """The store-level facts in ``manifest.json``; written atomically, read by every process.
 
     Attributes:
+        index_factory: the index the store asks for: ``auto`` (planned at every build) or a factory string.
         index: the current generation.
         previous_index: the generation before it, kept on disk for readers that still have it open and as
             the fallback when the current file turns out damaged (absent in manifests written before it).

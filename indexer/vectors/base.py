@@ -12,13 +12,14 @@ implement this class.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple, Self
 
 import numpy as np
 
 from catalens.indexer.errors import IndexBuildError
+from catalens.indexer.vectors.errors import VectorIndexError
 
 #: Returns a fresh iterator of ``(ids int64 (n,), vectors float32 (n, dim))`` chunks; called once per pass.
 VectorChunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -40,6 +41,18 @@ class VectorSearch(NamedTuple):
     scores: np.ndarray
     ids: np.ndarray
     exhaustive: bool
+
+
+class SearchKnob(NamedTuple):
+    """The one search-time setting that trades speed for recall, and the values worth trying, cheapest first.
+
+    Attributes:
+        name: the setting's name as :meth:`VectorIndex.configure` takes it (``nprobe``, ``efSearch``).
+        values: ascending values; larger is slower and finds more.
+    """
+
+    name: str
+    values: tuple[int, ...]
 
 
 class VectorIndex(ABC):
@@ -90,6 +103,25 @@ class VectorIndex(ABC):
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def exact_scores(self) -> bool:
+        """Whether search scores are exact inner products (full vectors), so re-ranking cannot improve them."""
+        return True
+
+    def search_knob(self) -> SearchKnob | None:
+        """The setting :mod:`.tuning` sweeps to reach a recall target; ``None`` for exact indexes."""
+        return None
+
+    def configure(self, params: Mapping[str, int]) -> None:
+        """Set search-time defaults (the tuned ``nprobe`` / ``efSearch``); widened searches start from them.
+
+        Raises:
+            VectorIndexError: a setting this index does not have.
+        """
+        if params:
+            reason = f"it has no search settings (asked for {', '.join(sorted(params))})"
+            raise VectorIndexError(self.factory, "configure", reason)
 
     @abstractmethod
     def train(self, vectors: np.ndarray) -> None:

@@ -9,6 +9,8 @@ and adding run there and the result is copied back to the CPU for saving. The fi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -16,8 +18,20 @@ import faiss
 import numpy as np
 
 from catalens.indexer.errors import IndexBuildError
-from catalens.indexer.vectors.base import VectorChunks, VectorIndex, VectorSearch, as_query_matrix, training_sample
+from catalens.indexer.vectors.base import (
+    SearchKnob,
+    VectorChunks,
+    VectorIndex,
+    VectorSearch,
+    as_query_matrix,
+    training_sample,
+)
 from catalens.indexer.vectors.errors import VectorIndexError
+
+#: ``k_factor`` values the tuning tries for refined indexes (candidates re-scored by the refine codes, per result).
+REFINE_K_FACTORS = (1, 2, 4, 8, 12, 16, 25, 32, 50, 64, 100)
+#: ``efSearch`` values the tuning tries for HNSW graphs.
+HNSW_EF_VALUES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 def gpu_count() -> int:
@@ -62,6 +76,37 @@ class FaissIndex(VectorIndex):
     @property
     def is_trained(self) -> bool:
         return bool(self._index.is_trained)
+
+    @property
+    def exact_scores(self) -> bool:
+        """Full float vectors (``Flat``, ``HNSW..``, ``IVF..,Flat`` without a transform) score exactly."""
+        return _stores_full_vectors(self._index)
+
+    def search_knob(self) -> SearchKnob | None:
+        """``nprobe`` (powers of two up to the number of lists) for IVF, ``efSearch`` for HNSW graphs."""
+        if _refine_of(self._index) is not None and _ivf_of(self._index) is None:
+            return SearchKnob("k_factor", REFINE_K_FACTORS)
+        ivf = _ivf_of(self._index)
+        if ivf is not None:
+            lists = int(ivf.nlist)
+            values = [2**i for i in range(lists.bit_length()) if 2**i < lists] + [lists]
+            return SearchKnob("nprobe", tuple(values))
+        if isinstance(_inner(self._index), faiss.IndexHNSW):
+            return SearchKnob("efSearch", HNSW_EF_VALUES)
+        return None
+
+    def configure(self, params: Mapping[str, int]) -> None:
+        knob = self.search_knob()
+        for name, value in params.items():
+            if knob is None or name != knob.name or int(value) < 1:
+                reason = f"{name}={value} is not a search setting of this index"
+                raise VectorIndexError(self._factory, "configure", reason)
+            if name == "nprobe":
+                _ivf_of(self._index).nprobe = min(int(value), int(_ivf_of(self._index).nlist))
+            elif name == "k_factor":
+                _refine_of(self._index).k_factor = float(value)
+            else:
+                _inner(self._index).hnsw.efSearch = int(value)
 
     @property
     def native(self) -> faiss.Index:
@@ -124,15 +169,51 @@ class FaissIndex(VectorIndex):
             empty = (len(matrix), 0)
             return VectorSearch(np.zeros(empty, dtype=np.float32), np.zeros(empty, dtype=np.int64), True)
         hidden = np.zeros(0, dtype=np.int64) if hidden is None else hidden
-        params, complete = _search_params(self._index, allowed, hidden, n, attempt)
         if threads is not None:
             # The setting is per calling thread (OpenMP). For one query at a time, right after a model forward
             # pass whose OpenMP workers still spin, a second FAISS thread team fighting them for the cores made
             # text queries ~3 ms slower on 2 cores (measured): the engine asks for 1.
             faiss.omp_set_num_threads(threads)
-        scores, ids = self._index.search(matrix, n, params=params)
+        if _refine_of(self._index) is not None:
+            return self._search_then_filter(matrix, n, allowed, hidden, attempt)
+        params, complete = _search_params(self._index, allowed, hidden, n, attempt)
+        scores, ids = self._raw_search(matrix, n, params)
         short = bool(np.all((ids >= 0).sum(axis=1) < n))
         return VectorSearch(scores, ids, complete and (short or n >= size))
+
+    def _raw_search(self, matrix: np.ndarray, n: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self._index.search(matrix, n, params=params)
+        if self._index.metric_type == faiss.METRIC_L2:  # squared distances of unit vectors -> cosines
+            scores = np.where(ids >= 0, 1.0 - scores / 2.0, scores).astype(np.float32, copy=False)
+        return scores, ids
+
+    def _search_then_filter(
+        self, matrix: np.ndarray, n: int, allowed: np.ndarray | None, hidden: np.ndarray, attempt: int
+    ) -> VectorSearch:
+        """Refined and fast-scan indexes ignore FAISS's id selectors: fetch more, then filter the ids here.
+
+        The fetch covers the hidden ids, and for an allowed set the inverse of its share of the index (twice
+        over), growing four times with each attempt; a fetch of the whole index is exhaustive.
+        """
+        size = self.size
+        fetch = n + len(hidden)
+        if allowed is not None:
+            fetch = n * 2 * -(-size // max(len(allowed), 1)) + len(hidden)
+        fetch = min(size, fetch * 4**attempt)
+        scores, ids = self._raw_search(matrix, fetch, None)
+        keep = ids >= 0
+        if len(hidden):
+            keep &= ~np.isin(ids, hidden)
+        if allowed is not None:
+            keep &= np.isin(ids, allowed)
+        out_scores = np.full((len(ids), n), -np.inf, dtype=np.float32)
+        out_ids = np.full((len(ids), n), -1, dtype=np.int64)
+        for row in range(len(ids)):
+            kept = np.flatnonzero(keep[row])[:n]
+            out_scores[row, : len(kept)] = scores[row, kept]
+            out_ids[row, : len(kept)] = ids[row, kept]
+        short = bool(np.all((out_ids >= 0).sum(axis=1) < n))
+        return VectorSearch(out_scores, out_ids, fetch >= size and (short or n >= size))
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
@@ -151,12 +232,72 @@ def _make(factory: str, dim: int) -> faiss.Index:
     if not factory:
         raise IndexBuildError(factory, "the factory string is empty (try Flat, HNSW32 or IVF1024,PQ64)")
     try:
-        index = faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT)
+        index = _reduced_refine(factory, int(dim)) or faiss.index_factory(int(dim), factory, _metric_for(factory))
     except RuntimeError as e:
         raise IndexBuildError(factory, f"FAISS does not understand it ({_last_line(e)})") from e
-    if _ivf_of(index) is not None:
+    if _ivf_of(index) is not None and _refine_of(index) is None:
         return index
-    return faiss.IndexIDMap2(index)
+    # IndexIDMap (an id array, 8 bytes a vector), not IndexIDMap2 (adds a hash map: ~40 more bytes a vector)
+    return faiss.IndexIDMap(index)
+
+
+_REDUCED_REFINE = re.compile(r"^(PCAR?)(\d+)\s*,\s*(.+,\s*Refine\(.+\))$", re.IGNORECASE)
+
+
+def _reduced_refine(factory: str, dim: int) -> faiss.Index | None:
+    """``PCA{R}p,BASE,Refine(CODES)`` with the refine codes in the reduced ``p`` dimensions, else ``None``.
+
+    FAISS's own factory applies a trailing ``Refine(...)`` to the input vectors: SQ8 refine codes of 512-d
+    vectors cost 512 bytes each, more than the index they refine. After a PCA step catalens refines in the
+    reduced space instead (``p`` bytes for SQ8), which is what the step is for; the exact vectors the store
+    keeps then re-rank the best few (:mod:`.rerank`).
+    """
+    match = _REDUCED_REFINE.match(factory.strip())
+    if match is None:
+        return None
+    kind, reduced, rest = match.group(1).upper(), int(match.group(2)), match.group(3)
+    if not 0 < reduced < dim:
+        return None
+    lib: Any = faiss  # the SWIG objects' ownership attributes are not in faiss's type stubs
+    inner: Any = lib.index_factory(reduced, rest, faiss.METRIC_L2)
+    pca: Any = lib.PCAMatrix(dim, reduced, 0.0, kind == "PCAR")
+    wrapped: Any = lib.IndexPreTransform(pca, inner)
+    wrapped.own_fields = True  # the C++ object frees the transform and the index with itself
+    inner.this.disown()
+    pca.this.disown()
+    return wrapped
+
+
+def _metric_for(factory: str) -> int:
+    """Inner product, except behind a PCA transform: FAISS's PCA centres the vectors (``P(x - mean)``), which
+    biases inner products by ``-mean·x`` but leaves L2 distances intact, and for unit vectors L2 order is
+    cosine order (``|q - x|² = 2 - 2 q·x``); :meth:`FaissIndex.search` turns such distances back into cosines."""
+    return faiss.METRIC_L2 if "PCA" in factory.upper() else faiss.METRIC_INNER_PRODUCT
+
+
+def _inner(index: faiss.Index) -> Any:
+    """The index inside the id map that non-IVF indexes get (``IndexIDMap``, or ``IndexIDMap2`` in stores
+    written before; the index itself otherwise)."""
+    if isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2):
+        return faiss.downcast_index(index.index)
+    return index
+
+
+def _refine_of(index: faiss.Index) -> Any:
+    """The ``IndexRefine`` of a refined index (``...,Refine(SQ8)``, also behind a PCA step), else ``None``."""
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(inner.index)
+    return inner if isinstance(inner, faiss.IndexRefine) else None
+
+
+def _stores_full_vectors(index: faiss.Index) -> bool:
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexFlat):
+        return True
+    if isinstance(inner, faiss.IndexHNSW):
+        return isinstance(faiss.downcast_index(inner.storage), faiss.IndexFlat)
+    return isinstance(inner, faiss.IndexIVFFlat)
 
 
 def _ivf_of(index: faiss.Index) -> Any:
@@ -183,7 +324,7 @@ def _search_params(
     else:
         selector = None
     ivf = _ivf_of(index)
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    inner = _inner(index)
     if ivf is not None:
         nprobe = min(int(ivf.nlist), int(ivf.nprobe) * 4**attempt)
         params: Any = lib.SearchParametersIVF(sel=selector, nprobe=nprobe)

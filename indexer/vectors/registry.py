@@ -14,8 +14,8 @@ from pathlib import Path
 from catalens.indexer.vectors.base import VectorIndex
 from catalens.indexer.vectors.errors import UnknownIndexBackendError
 
-#: The factory a new store gets when none is given.
-DEFAULT_FACTORY = "Flat"
+#: The factory a new store gets when none is given: planned from the store's size (see :mod:`.auto`).
+DEFAULT_FACTORY = "auto"
 BACKEND_SEPARATOR = ":"
 
 #: Returns a backend's :class:`VectorIndex` class (imports it on first use).

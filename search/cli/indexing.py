@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from catalens.indexer.publish import index_summary
 from catalens.search.cli.enrichment import run_passes
 from catalens.search.cli.exits import EXIT_FAILED, EXIT_OK
 from catalens.search.cli.parsing import add_caption_options, non_negative, positive_int
-from catalens.search.cli.render import emit_json, print_index_report, print_pass, print_store_info
+from catalens.search.cli.render import describe_index, emit_json, print_index_report, print_pass, print_store_info
 
 if TYPE_CHECKING:
     from catalens.indexer.store import CatalogStore
@@ -25,7 +26,7 @@ def register_index(commands: Commands) -> None:
         help="model spec (default: the store's model; for a new store `auto`: pretrained ViT-B-32 when "
         "its weights are cached or downloadable, else the shipped catalens-mini)",
     )
-    index.add_argument("--index", dest="index_factory", help="FAISS index-factory string (default Flat: exact)")
+    add_index_goal_options(index)
     index.add_argument("--batch-size", type=positive_int, help="images per forward pass")
     index.add_argument("--workers", type=positive_int, help="decode threads")
     index.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -73,6 +74,51 @@ def register_index(commands: Commands) -> None:
     index.set_defaults(handler=run_index)
 
 
+def add_index_goal_options(parser: argparse.ArgumentParser, *, switch: bool = False) -> None:
+    """``--index``, ``--index-memory`` and ``--target-recall``, shared by ``index`` and ``reindex``."""
+    parser.add_argument(
+        "--index",
+        dest="index_factory",
+        metavar="FACTORY",
+        help=("switch to " if switch else "")
+        + "`auto` (the default for a new store: planned from the store's size and --index-memory) or a FAISS "
+        "index-factory string (Flat, HNSW32, IVF4096,PQ64, ...); either way recall@10 is measured and the "
+        "search settings tuned to --target-recall",
+    )
+    parser.add_argument(
+        "--index-memory",
+        type=_memory_size,
+        metavar="SIZE",
+        help="RAM the vector index may use, for `auto` (e.g. 128MB, 2GB; default a quarter of this machine's)",
+    )
+    parser.add_argument(
+        "--target-recall",
+        type=_recall,
+        default=0.95,
+        metavar="R",
+        help="recall@10 (against exact search) the index's search settings are tuned to reach (default 0.95)",
+    )
+
+
+def _memory_size(text: str) -> int:
+    from catalens.indexer.vectors.auto import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _recall(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a recall target is in (0, 1], got {text}")
+    return value
+
+
 def _fetch_allow(text: str) -> str:
     from catalens.indexer.urlguard import parse_allow
 
@@ -85,9 +131,17 @@ def _fetch_allow(text: str) -> str:
 
 def register_reindex(commands: Commands) -> None:
     """Add ``catalens reindex``."""
-    reindex = commands.add_parser("reindex", help="rebuild the FAISS index from the store's SQLite alone")
+    reindex = commands.add_parser(
+        "reindex", help="publish a new vector index from the store's SQLite alone, measured and tuned"
+    )
     reindex.add_argument("--store", required=True)
-    reindex.add_argument("--index", dest="index_factory", help="switch to another FAISS index-factory string")
+    add_index_goal_options(reindex, switch=True)
+    reindex.add_argument(
+        "--retrain",
+        action="store_true",
+        help="build the index from scratch (retrain IVF/PQ on today's vectors) instead of extending the current one",
+    )
+    reindex.add_argument("--quiet", action="store_true", help="no progress bars")
     reindex.add_argument("--json", action="store_true")
     reindex.set_defaults(handler=run_reindex)
 
@@ -110,6 +164,8 @@ def run_index(args: argparse.Namespace) -> int:
     options = IndexOptions(
         model=args.model,
         index_factory=args.index_factory,
+        index_memory=args.index_memory,
+        target_recall=args.target_recall,
         batch_size=args.batch_size,
         rebuild=args.rebuild,
         device=args.device,
@@ -136,12 +192,17 @@ def run_index(args: argparse.Namespace) -> int:
 def run_reindex(args: argparse.Namespace) -> int:
     """Rebuild the vector index from SQLite, optionally with another index factory."""
     from catalens.indexer.pipeline import reindex
+    from catalens.indexer.publish import IndexGoals
+    from catalens.search.progress import TqdmProgress
 
-    state = reindex(args.store, args.index_factory)
+    goals = IndexGoals(memory_budget=args.index_memory, target_recall=args.target_recall, retrain=args.retrain)
+    state = reindex(args.store, args.index_factory, TqdmProgress(enabled=not args.quiet), goals)
+    summary = index_summary(state)
     if args.json:
-        emit_json({"generation": state.generation, "factory": state.factory, "count": state.count})
+        emit_json({"generation": state.generation, "factory": state.factory, "count": state.count, **summary})
     else:
-        print(f"Rebuilt the index from SQLite: {state.count} vectors, {state.factory}, generation {state.generation}")
+        print(f"Published generation {state.generation}: {state.count} vectors, {state.factory}")
+        print(describe_index(summary))
     return EXIT_OK
 
 
@@ -160,7 +221,9 @@ def run_info(args: argparse.Namespace) -> int:
             "items": store.status_counts(),
             "vectors": store.vector_count(),
             "index": {
+                **index_summary(index),
                 "factory": index.factory if index else manifest.index_factory,
+                "requested": manifest.index_factory,
                 "generation": index.generation if index else None,
                 "count": index.count if index else 0,
                 "built_at": index.built_at if index else None,
@@ -186,6 +249,7 @@ def _index_health(store: CatalogStore) -> dict[str, Any]:
     """Whether the current generation's file is the one published: ``status`` is ``ok``, ``damaged`` (with
     ``problem``: missing, truncated, another store's) or ``none`` before the first publish."""
     from catalens.indexer.errors import IndexDamagedError
+    from catalens.indexer.store.integrity import CHECKSUM_ALGORITHM
     from catalens.indexer.vectors import default_index_registry
 
     state = store.manifest.index
@@ -193,7 +257,29 @@ def _index_health(store: CatalogStore) -> dict[str, Any]:
     if state is None:
         return {"status": "none", "problem": None, "checksum": None}
     try:
-        store.load_index(state, default_index_registry().load)
+        if checksum is not None and checksum.startswith(f"{CHECKSUM_ALGORITHM}:"):
+            # The file published with this checksum loaded then; reading it through in 4 MiB chunks proves it
+            # is still that file without loading the index (2 GB of vectors for a million-item Flat index).
+            _verify_checksum(store, state.file, checksum)
+        else:
+            store.load_index(state, default_index_registry().load)
     except IndexDamagedError as e:
         return {"status": "damaged", "problem": str(e), "checksum": checksum}
     return {"status": "ok", "problem": None, "checksum": checksum}
+
+
+def _verify_checksum(store: CatalogStore, file: str, checksum: str) -> None:
+    """Raise :class:`IndexDamagedError` unless the generation file exists and has the published checksum."""
+    from catalens.indexer.errors import IndexDamagedError
+    from catalens.indexer.store.integrity import file_checksum
+
+    path = store.path / file
+    try:
+        found = file_checksum(path)
+    except FileNotFoundError:
+        raise IndexDamagedError(str(store.path), file, "the file is missing") from None
+    except OSError as e:
+        raise IndexDamagedError(str(store.path), file, f"it cannot be read ({e.strerror or e})") from e
+    if found != checksum:
+        reason = "its checksum is not the one recorded at publish (truncated, overwritten or from another store)"
+        raise IndexDamagedError(str(store.path), file, reason)

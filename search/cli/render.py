@@ -65,6 +65,23 @@ def print_index_report(report: IndexReport) -> None:
             print(f"  ... and {len(report.failed) - 50} more (see `catalens info --json`)")
 
 
+def describe_index(summary: dict[str, Any]) -> str:
+    """One or two lines on an index generation: how it was chosen and what it measured (see ``index_summary``)."""
+    if not summary or summary.get("recall_at_10") is None:
+        return "not measured (published before catalens measured recall; `catalens reindex` measures it)"
+    params = ", ".join(f"{k}={v}" for k, v in (summary.get("search_params") or {}).items() if v)
+    per_vector = summary.get("bytes_per_vector")
+    size = f", {per_vector:g} bytes/vector" if per_vector else ""
+    missed = "" if summary.get("target_met") else f" (target {summary['target_recall']:g} NOT reached)"
+    line = (
+        f"recall@10 {summary['recall_at_10']:.3f}{missed}, {summary['latency_ms']:.2f} ms/query (p50, 1 thread)"
+        f"{size}{'; ' + params if params else ''}"
+    )
+    if summary.get("chosen_by") == "auto" and summary.get("reason"):
+        line += f"\nchosen by auto: {summary['reason']}"
+    return line
+
+
 def print_pass(report: EnrichReport) -> None:
     """The summary of a caption or OCR pass."""
     what = "Captioned" if report.kind == "caption" else "Read text in"
@@ -87,6 +104,8 @@ def print_store_info(payload: dict[str, Any]) -> None:
     generation = payload["index"]["generation"]
     built = f"generation {generation}, {payload['index']['count']} vectors" if generation else "not built yet"
     print(f"Index       {payload['index']['factory']}, {built}")
+    if payload["index"].get("recall_at_10") is not None:
+        print("            " + describe_index(payload["index"]).replace("\n", "\n            "))
     for kind, specs in payload["passes"].items():
         done = ", ".join(f"{n} by {spec}" for spec, n in specs.items())
         print(f"{'Captions' if kind == 'caption' else 'OCR text':<12}{done}")

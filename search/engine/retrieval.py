@@ -14,6 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from catalens.indexer.store import CatalogStore
+from catalens.indexer.store.fulltext import TermStats
+from catalens.indexer.vectors.rerank import rerank
 from catalens.search.engine.snapshot import Snapshot
 from catalens.search.engine.types import Explanation, Hit, SearchOptions, _hit, collapse, list_depth
 
@@ -68,6 +70,9 @@ class VectorRetriever:
             ]
         return page
 
+    def _lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._store.vectors_for(keys.tolist())
+
     def _keys_of(self, ids: Sequence[str]) -> np.ndarray:
         keys = [item.key for item in self._store.get_items_by_id(ids).values()]
         return np.unique(np.asarray(keys, dtype=np.int64))
@@ -90,10 +95,15 @@ class VectorRetriever:
         found: Ranked = []
         exhaustive = True
         if snap.index is not None and snap.index_count:
+            depth = max(fetch, snap.rerank)
             result = snap.index.search(
-                query, fetch, allowed=allowed, hidden=snap.hidden, attempt=attempt, threads=self._search_threads
+                query, depth, allowed=allowed, hidden=snap.hidden, attempt=attempt, threads=self._search_threads
             )
-            found.extend((int(i), float(s)) for i, s in zip(result.ids[0], result.scores[0], strict=True) if i >= 0)
+            if snap.rerank:  # lossy codes: re-score the candidates with the exact vectors the store keeps
+                ids, scores = rerank(query, result.ids[0], self._lookup)
+                found.extend(zip(ids.tolist(), scores.tolist(), strict=True))
+            else:
+                found.extend((int(i), float(s)) for i, s in zip(result.ids[0], result.scores[0], strict=True) if i >= 0)
             exhaustive = result.exhaustive
         if len(snap.delta_keys):
             mask = np.ones(len(snap.delta_keys), dtype=bool)
@@ -119,15 +129,21 @@ class VectorRetriever:
 
 
 class LexicalRetriever:
-    """Ranks a store's items by BM25 over its full-text index (titles, attributes, captions, OCR text)."""
+    """Ranks a store's items by BM25 over its full-text index (titles, attributes, captions, OCR text).
+
+    Queries with common words rank a bounded candidate set (see :func:`indexer.store.fulltext.lexical_search`),
+    so the lexical list costs a few milliseconds at a million items; the retriever keeps the row counts of
+    common words between queries (:class:`TermStats`, recounted after the store changes).
+    """
 
     def __init__(self, store: CatalogStore) -> None:
         self._store = store
+        self._stats = TermStats()
 
     def ranked(self, match: str, options: SearchOptions, depth: int) -> list[Hit]:
         """The best ``depth`` full-text matches as hits scored by BM25, filters and exclusions applied."""
         excluded = set(options.exclude_ids)
-        matches = self._store.lexical_search(match, options.where, depth + len(excluded))
+        matches = self._store.lexical_search(match, options.where, depth + len(excluded), self._stats)
         items = self._store.get_items(m.key for m in matches)
         hits = [_hit(items[m.key], m.score) for m in matches if m.key in items]
         return [h for h in hits if h.id not in excluded][:depth]

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalens.indexer.errors import IndexDamagedError
+from catalens.indexer.publish import current_tuning
 from catalens.indexer.store import CatalogStore, IndexState
-from catalens.indexer.vectors import IndexRegistry, VectorIndex, default_index_registry
+from catalens.indexer.vectors import IndexRegistry, VectorIndex, VectorIndexError, default_index_registry
 from catalens.search.errors import QueryError
 
 log = logging.getLogger("catalens.index")
@@ -35,6 +36,8 @@ class Snapshot:
         degraded: why the current generation is not the one served, ``None`` when it is: its file was
             damaged (truncated, overwritten, another store's) and the previous generation, or an exact
             search over SQLite's vectors, stands in until ``catalens reindex`` publishes a good one.
+        rerank: candidates the index returns to be re-scored with the store's exact vectors (0: none), as
+            tuned and recorded with the generation (see :mod:`catalens.indexer.vectors.rerank`).
     """
 
     generation: int | None
@@ -44,6 +47,7 @@ class Snapshot:
     delta_vectors: np.ndarray
     hidden: np.ndarray
     degraded: str | None = None
+    rerank: int = 0
 
     @property
     def index_count(self) -> int:
@@ -107,7 +111,7 @@ class Snapshots:
         """Pick up items added or removed in the store since the snapshot (after this process's writes)."""
         with self._lock:
             snap = self._current
-            self._current = self._with_delta(snap.generation, snap.index, snap.seq, snap.degraded)
+            self._current = self._with_delta(snap.generation, snap.index, snap.seq, snap.degraded, snap.rerank)
 
     def _load(self) -> Snapshot:
         """The published generation, checked against the manifest; a damaged one is never searched.
@@ -122,30 +126,47 @@ class Snapshots:
         if state is None:
             return self._with_delta(None, None, 0)
         try:
-            return self._with_delta(state.generation, self._store.load_index(state, self._registry.load), state.seq)
+            index, rerank = self._load_tuned(state)
+            return self._with_delta(state.generation, index, state.seq, rerank=rerank)
         except IndexDamagedError as damaged:
             problem = str(damaged)
         previous = manifest.previous_index
         if previous is not None:
-            index = self._try_load(previous)
-            if index is not None:
+            loaded = self._try_load(previous)
+            if loaded is not None:
                 note = f"{problem}; serving the previous generation {previous.generation} with the changes since"
                 log.warning("%s", note)
-                return self._with_delta(previous.generation, index, previous.seq, note)
+                return self._with_delta(previous.generation, loaded[0], previous.seq, note, loaded[1])
         note = f"{problem}; searching every vector in SQLite exactly until the index is rebuilt"
         log.warning("%s", note)
         return self._with_delta(None, None, 0, note)
 
-    def _try_load(self, state: IndexState) -> VectorIndex | None:
+    def _try_load(self, state: IndexState) -> tuple[VectorIndex, int] | None:
         try:
-            return self._store.load_index(state, self._registry.load)
+            return self._load_tuned(state)
         except IndexDamagedError as e:
             log.warning("%s", e)
             return None
 
+    def _load_tuned(self, state: IndexState) -> tuple[VectorIndex, int]:
+        """A generation's index with the search settings its tuning chose, and its re-rank depth."""
+        index = self._store.load_index(state, self._registry.load)
+        tuning = current_tuning(state)
+        if tuning is not None:
+            try:
+                index.configure(tuning.knob)
+            except VectorIndexError as e:  # a manifest from another version: serve with the index's defaults
+                log.warning("%s", e)
+        return index, tuning.rerank if tuning is not None else 0
+
     def _with_delta(
-        self, generation: int | None, index: VectorIndex | None, seq: int, degraded: str | None = None
+        self,
+        generation: int | None,
+        index: VectorIndex | None,
+        seq: int,
+        degraded: str | None = None,
+        rerank: int = 0,
     ) -> Snapshot:
         keys, vectors, removed = self._store.changes_since(seq)
         hidden = np.union1d(removed, keys) if index is not None else np.zeros(0, dtype=np.int64)
-        return Snapshot(generation, index, seq, keys, vectors, hidden, degraded)
+        return Snapshot(generation, index, seq, keys, vectors, hidden, degraded, rerank)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from catalens.indexer.publish import index_summary
 from catalens.indexer.store import CatalogStore
 from catalens.search.engine import SearchEngine
 from catalens.search.routes.deps import ACCESS_RESPONSES, READ, EngineDep, SettingsDep
@@ -17,6 +18,7 @@ from catalens.search.schemas import (
     ClassifyLimitsOut,
     FacetValue,
     FailedItemOut,
+    IndexOut,
     InfoOut,
     LimitsOut,
     PriceRangeOut,
@@ -72,6 +74,7 @@ def info(
         items=facts["items"],
         index_factory=manifest.index.factory if manifest.index else manifest.index_factory,
         generation=engine.generation,
+        index=IndexOut(**index_summary(manifest.index)) if manifest.index else None,
         index_count=facts["index_count"],
         facets=facts["facets"],
         price_range=facts["price_range"],

@@ -27,3 +27,9 @@ def test_info_follows_a_write_by_another_process(client: Callable[..., TestClien
     assert info["items"] == {"indexed": 6, "failed": 1}
     assert info["failures"] == [{"id": "bad", "source": "/bad.jpg", "reason": "unreadable"}]
     assert service.get("/v1/info", params={"failures": 0}).json()["failures"] == []
+
+
+def test_info_reports_the_index_measured_recall(client: Callable[..., TestClient]) -> None:  # noqa: F811
+    index = client(_items()).get("/v1/info").json()["index"]
+    assert index["factory"] == "Flat" and index["recall_at_10"] == 1.0 and index["target_met"]
+    assert index["search_params"] == {"rerank": 0} and index["bytes_per_vector"] > 0

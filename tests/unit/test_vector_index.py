@@ -13,7 +13,6 @@ import pytest
 
 from catalens.indexer.errors import IndexBuildError
 from catalens.indexer.vectors import (
-    DEFAULT_FACTORY,
     IndexRegistry,
     UnknownIndexBackendError,
     VectorIndex,
@@ -139,7 +138,7 @@ def test_hnsw_cannot_remove_in_place() -> None:
 
 
 def test_empty_index_and_bad_shapes() -> None:
-    index = create_index(DEFAULT_FACTORY, DIM)
+    index = create_index("Flat", DIM)
     empty = index.search(np.ones(DIM, dtype=np.float32), 5)
     assert empty.ids.shape == (1, 0) and empty.exhaustive
     with pytest.raises(VectorIndexError, match="dimensions"):
