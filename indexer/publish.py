@@ -70,7 +70,7 @@ def publish_index(store: CatalogStore, requested: str, sink: ProgressSink, goals
     count = store.vector_count()
     dim = store.manifest.dim
     budget = goals.budget() if requested == AUTO else None
-    factory, reason = _choose(store, requested, count, dim, budget)
+    factory, reason = _choose(store, requested, count, dim, budget, replan=goals.retrain)
     current = store.manifest.index
     index, trained_on = (None, 0) if goals.retrain else _extend(store, current, factory, count)
     if index is None:
@@ -109,11 +109,14 @@ def current_tuning(state: IndexState | None) -> IndexTuning | None:
     return IndexTuning.from_dict(state.tuning)
 
 
-def _choose(store: CatalogStore, requested: str, count: int, dim: int, budget: int | None) -> tuple[str, str | None]:
+def _choose(
+    store: CatalogStore, requested: str, count: int, dim: int, budget: int | None, *, replan: bool
+) -> tuple[str, str | None]:
     """The concrete factory string and, for ``auto``, why it was chosen.
 
     ``auto`` keeps the current generation's choice while the store has not doubled since it was planned
-    under the same budget, so that growing a little never turns into a rebuild with another index type.
+    under the same budget, so that growing a little never turns into a rebuild with another index type;
+    ``replan`` (a retrain) plans afresh.
     """
     if requested != AUTO:
         return requested, None
@@ -121,7 +124,8 @@ def _choose(store: CatalogStore, requested: str, count: int, dim: int, budget: i
     previous = current_tuning(store.manifest.index)
     state = store.manifest.index
     if (
-        previous is not None
+        not replan
+        and previous is not None
         and state is not None
         and previous.chosen_by == "auto"
         and previous.memory_budget == budget
