@@ -43,9 +43,10 @@ MODEL_FILE = "text_tower.onnx"
 #: minutes and saves only a few milliseconds per query on them. ViT-B-32's tower has 38M, ViT-S-32's 21M,
 #: ViT-S-32-alt's 8M (torch) and the test suite's tiny towers far less.
 MIN_AUTO_PARAMETERS = 20_000_000
-#: ONNX Runtime threads for one query; on a 2-core machine 1 thread measured as fast as 2 at a query's size
-#: (see scripts/bench_query.py) and leaves a core to the service's other work.
-DEFAULT_THREADS = 1
+#: ONNX Runtime threads for one query (at most the machine's cores). On this 2-core machine, quiet, ViT-B-32's
+#: tower took p50 14.7 ms on 2 threads against 22.3 ms on 1 (scripts/bench_query.py, 2026-11-26); with other
+#: processes busy on both cores 1 thread had measured faster, so a loaded host may want fewer.
+DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 #: Texts the exported graph is checked against torch with before it is used (an empty text, a long one).
 PROBE_TEXTS = ("", "a photo of a red leather handbag with a gold clasp", "XR-2040")
 PROBE_ATOL = 1e-4

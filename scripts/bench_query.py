@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +51,9 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+import scale_data  # noqa: E402
 
 from catalens.indexer.pipeline import reindex  # noqa: E402
 from catalens.indexer.records import ItemRecord  # noqa: E402
@@ -84,16 +87,28 @@ WARMUP_REQUESTS = 20
 READY_TIMEOUT_S = 120.0
 
 
+def synthetic_vectors(dim: int, count: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
+    """Unit vectors in chunks: 512-d ones from issue 13's generator (``scripts/scale_data.py``: the low
+    intrinsic dimension real embeddings have, so an approximate index behaves as it would on them), other
+    sizes isotropic Gaussian (only the tiny default model's 256-d store, indexed exactly)."""
+    if dim == scale_data.DIM:
+        for _, _, vectors in scale_data.Generator.make(seed).stream(count, chunk=chunk):
+            yield vectors
+        return
+    rng = np.random.default_rng(seed)
+    for start in range(0, count, chunk):
+        vectors = rng.standard_normal((min(chunk, count - start), dim), dtype=np.float32)
+        yield vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def build_store(store_dir: Path, spec: str, dim: int, count: int, seed: int, chunk: int = 5000) -> None:
-    """Write ``count`` random unit vectors with made-up metadata, ``chunk`` rows per transaction."""
+    """Write ``count`` synthetic unit vectors with made-up metadata, ``chunk`` rows per transaction."""
     rng = np.random.default_rng(seed)
     store = CatalogStore.create(store_dir, spec, dim)  # the default index, `auto`, as users get it
     try:
         with store.writer_lock():
-            for start in range(0, count, chunk):
-                n = min(chunk, count - start)
-                vectors = rng.standard_normal((n, dim), dtype=np.float32)
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            for start, vectors in zip(range(0, count, chunk), synthetic_vectors(dim, count, seed, chunk), strict=True):
+                n = len(vectors)
                 prices = np.round(rng.uniform(5, 500, size=n), 2)
                 cats = rng.integers(0, len(CATEGORIES), size=n)
                 adjs = rng.integers(0, len(ADJECTIVES), size=n)

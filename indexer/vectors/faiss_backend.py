@@ -9,6 +9,7 @@ and adding run there and the result is copied back to the CPU for saving. The fi
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -308,6 +309,20 @@ def _ivf_of(index: faiss.Index) -> Any:
         return None
 
 
+def _selective_boost(index: faiss.Index, allowed: np.ndarray | None) -> int:
+    """How many times more lists to probe for an allowed set that keeps a small share of the index.
+
+    The tuned ``nprobe`` finds the true neighbours among all vectors; the true neighbours *among a few
+    allowed ones* lie farther from the query, in lists beyond those. Probing √(1/share) times more lists
+    (at most 16x) restored recall@10 for a 1 % filter at 1M (measured, scripts/bench_scale.py), and stays
+    far cheaper than the exact scan.
+    """
+    if allowed is None or not len(allowed):
+        return 1
+    share = len(allowed) / max(int(index.ntotal), 1)
+    return int(min(16, max(1, math.ceil(math.sqrt(1 / share))))) if share < 1 else 1
+
+
 def _search_params(
     index: faiss.Index, allowed: np.ndarray | None, hidden: np.ndarray, k: int, attempt: int
 ) -> tuple[Any, bool]:
@@ -326,7 +341,7 @@ def _search_params(
     ivf = _ivf_of(index)
     inner = _inner(index)
     if ivf is not None:
-        nprobe = min(int(ivf.nlist), int(ivf.nprobe) * 4**attempt)
+        nprobe = min(int(ivf.nlist), int(ivf.nprobe) * _selective_boost(index, allowed) * 4**attempt)
         params: Any = lib.SearchParametersIVF(sel=selector, nprobe=nprobe)
         complete = nprobe >= ivf.nlist
     elif isinstance(inner, faiss.IndexHNSW):

@@ -19,8 +19,11 @@ from catalens.indexer.vectors.rerank import rerank
 from catalens.search.engine.snapshot import Snapshot
 from catalens.search.engine.types import Explanation, Hit, SearchOptions, _hit, collapse, list_depth
 
-#: Filters matching at most this many items are scored exactly instead of searched in the index.
-EXACT_FILTER_LIMIT = 20_000
+#: Filters matching at most this many items are scored exactly instead of searched in the index. Scoring
+#: exactly reads every match's vector from SQLite (about 70 µs a row at 1M items: 10,000 matches took 700 ms),
+#: while the index searched with the matches as its allowed set (IVF probing more lists for a selective set)
+#: answered the same 1 % filter at recall@10 1.0 in 20 ms (measured, 2026-11-26).
+EXACT_FILTER_LIMIT = 1_000
 #: Index searches after the first, each wider, before an allowed set is scored exactly.
 MAX_WIDENING = 4
 
