@@ -107,7 +107,8 @@ def build_store(store_dir: Path, spec: str, dim: int, count: int, seed: int, chu
     store = CatalogStore.create(store_dir, spec, dim)  # the default index, `auto`, as users get it
     try:
         with store.writer_lock():
-            for start, vectors in zip(range(0, count, chunk), synthetic_vectors(dim, count, seed, chunk), strict=True):
+            start = 0
+            for vectors in synthetic_vectors(dim, count, seed, chunk):
                 n = len(vectors)
                 prices = np.round(rng.uniform(5, 500, size=n), 2)
                 cats = rng.integers(0, len(CATEGORIES), size=n)
@@ -129,6 +130,7 @@ def build_store(store_dir: Path, spec: str, dim: int, count: int, seed: int, chu
                         EmbeddedItem(record, content_hash=f"{i:032x}", width=640, height=480, vector=vectors[j])
                     )
                 store.write_batch(embedded=items)
+                start += n
     finally:
         store.close()
     reindex(store_dir)
