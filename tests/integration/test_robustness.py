@@ -201,7 +201,7 @@ def test_full_disk_while_publishing_keeps_the_old_generation(
     root, vectors = two_generations
     before = (root / MANIFEST_NAME).read_text()
     files_before = sorted(p.name for p in (root / "index").iterdir())
-    monkeypatch.setattr("catalens.indexer.store.catalog.atomic_write", _no_space)
+    monkeypatch.setattr("catalens.indexer.store.generations.atomic_write", _no_space)
     with pytest.raises(StoreWriteError, match="No space left on device") as raised:
         reindex(root)
     assert raised.value.operation == "publish the index" and not raised.value.read_only

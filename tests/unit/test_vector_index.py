@@ -113,9 +113,12 @@ def test_widening_reports_when_a_search_is_exhaustive() -> None:
     assert flat.search(query, N).exhaustive
     few = flat.search(query, 5, allowed=ids[:2])
     assert few.exhaustive and [i for i in few.ids[0].tolist() if i >= 0] == exact_top(ids, vectors, query, 5, ids[:2])
-    # IVF4 probes 1 list at first, 4 (all of them) from the first widening on.
-    assert not ivf.search(query, 5, allowed=ids[:2]).exhaustive
-    assert ivf.search(query, 5, allowed=ids[:2], attempt=1).exhaustive
+    # IVF4 probes 1 list at first, times 4 per widening, times sqrt(1/share) for an allowed set that keeps a
+    # small share: half of the vectors -> 2 lists, then all 4; two vectors of many -> all lists at once.
+    half = ids[: len(ids) // 2]
+    assert not ivf.search(query, len(half) + 5, allowed=half).exhaustive
+    assert ivf.search(query, len(half) + 5, allowed=half, attempt=1).exhaustive
+    assert ivf.search(query, 5, allowed=ids[:2]).exhaustive
     # A graph search can always miss something.
     assert not hnsw.search(query, 5, allowed=ids[:2], attempt=4).exhaustive
 
