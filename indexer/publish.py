@@ -22,7 +22,13 @@ import numpy as np
 from catalens.indexer.errors import IndexDamagedError
 from catalens.indexer.progress import ProgressSink
 from catalens.indexer.store import CatalogStore, IndexState
-from catalens.indexer.vectors import VectorIndex, VectorIndexError, create_index, default_index_registry
+from catalens.indexer.vectors import (
+    IndexRegistry,
+    VectorIndex,
+    VectorIndexError,
+    create_index,
+    default_index_registry,
+)
 from catalens.indexer.vectors.auto import AUTO, default_memory_budget, plan_index
 from catalens.indexer.vectors.tuning import DEFAULT_QUERIES, IndexTuning, tune_index
 
@@ -107,6 +113,27 @@ def current_tuning(state: IndexState | None) -> IndexTuning | None:
     if state is None or not state.tuning:
         return None
     return IndexTuning.from_dict(state.tuning)
+
+
+def load_tuned(
+    store: CatalogStore, state: IndexState, registry: IndexRegistry | None = None
+) -> tuple[VectorIndex, int]:
+    """A published generation's index with the search settings its tuning chose, and its re-rank depth.
+
+    What the engine serves and what the benchmarks measure load through here, so both search alike.
+
+    Raises:
+        IndexDamagedError: the file is not the one published (see :meth:`CatalogStore.load_index`).
+    """
+    index = store.load_index(state, (registry or default_index_registry()).load)
+    tuning = current_tuning(state)
+    if tuning is None:
+        return index, 0
+    try:
+        index.configure(tuning.knob)
+    except VectorIndexError as e:  # a manifest from another version: serve with the index's defaults
+        log.warning("%s", e)
+    return index, tuning.rerank
 
 
 def _choose(

@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import mini_data  # noqa: E402
 
 from catalens.indexer.pipeline import reindex  # noqa: E402
-from catalens.indexer.publish import IndexGoals, current_tuning, index_summary  # noqa: E402
+from catalens.indexer.publish import IndexGoals, index_summary, load_tuned  # noqa: E402
 from catalens.indexer.records import ItemRecord  # noqa: E402
 from catalens.indexer.store import CatalogStore, EmbeddedItem  # noqa: E402
 from catalens.indexer.vectors import default_index_registry  # noqa: E402
@@ -222,11 +222,7 @@ def measure(store_path: Path, queries: np.ndarray, truth: np.ndarray) -> dict[st
     try:
         state = store.manifest.index
         assert state is not None
-        index = store.load_index(state, default_index_registry().load)
-        tuning = current_tuning(state)
-        if tuning is not None:
-            index.configure(tuning.knob)
-        depth = tuning.rerank if tuning is not None else 0
+        index, depth = load_tuned(store, state)
 
         def lookup(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return store.vectors_for(keys.tolist())

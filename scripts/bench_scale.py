@@ -48,10 +48,9 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import scale_data  # noqa: E402
 
-from catalens.indexer.publish import current_tuning, index_summary  # noqa: E402
+from catalens.indexer.publish import index_summary, load_tuned  # noqa: E402
 from catalens.indexer.store import CatalogStore  # noqa: E402
 from catalens.indexer.store.filters import ItemFilter  # noqa: E402
-from catalens.indexer.vectors import default_index_registry  # noqa: E402
 from catalens.indexer.vectors.rerank import rerank  # noqa: E402
 from catalens.indexer.vectors.tuning import recall  # noqa: E402
 
@@ -113,11 +112,7 @@ def measure(
     try:
         state = store.manifest.index
         assert state is not None
-        index = store.load_index(state, default_index_registry().load)
-        tuning = current_tuning(state)
-        if tuning is not None:
-            index.configure(tuning.knob)
-        depth = tuning.rerank if tuning is not None else 0
+        index, depth = load_tuned(store, state)
 
         def lookup(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return store.vectors_for(keys.tolist())

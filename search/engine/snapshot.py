@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalens.indexer.errors import IndexDamagedError
-from catalens.indexer.publish import current_tuning
+from catalens.indexer.publish import load_tuned
 from catalens.indexer.store import CatalogStore, IndexState
-from catalens.indexer.vectors import IndexRegistry, VectorIndex, VectorIndexError, default_index_registry
+from catalens.indexer.vectors import IndexRegistry, VectorIndex, default_index_registry
 from catalens.search.errors import QueryError
 
 log = logging.getLogger("catalens.index")
@@ -150,14 +150,7 @@ class Snapshots:
 
     def _load_tuned(self, state: IndexState) -> tuple[VectorIndex, int]:
         """A generation's index with the search settings its tuning chose, and its re-rank depth."""
-        index = self._store.load_index(state, self._registry.load)
-        tuning = current_tuning(state)
-        if tuning is not None:
-            try:
-                index.configure(tuning.knob)
-            except VectorIndexError as e:  # a manifest from another version: serve with the index's defaults
-                log.warning("%s", e)
-        return index, tuning.rerank if tuning is not None else 0
+        return load_tuned(self._store, state, self._registry)
 
     def _with_delta(
         self,
