@@ -22,6 +22,8 @@ concern:
 - :mod:`.enrichments`: captions and OCR results (:class:`Enrichment`)
 - :mod:`.fulltext`: the FTS5 rows and BM25 queries (:class:`LexicalMatch`)
 - :mod:`.filters`: metadata filters (:class:`ItemFilter`) and facet counts
+- :mod:`.tags`: tagging runs, items' tags and people's decisions (:class:`TagTable`, :class:`Tag`, ...); their
+  tables and triggers are in :mod:`.tag_schema`
 - :mod:`.generations`: index generation files, the change sequence and the removals log
 - :mod:`.sql`: shared SQLite helpers (transactions, chunked ``IN (...)`` lists)
 - :mod:`.catalog`: the :class:`CatalogStore` facade
@@ -37,6 +39,7 @@ from catalens.indexer.store.generations import INDEX_DIR, KEEP_GENERATIONS
 from catalens.indexer.store.items import EmbeddedItem, FailedItem, ItemState, StoredItem
 from catalens.indexer.store.manifest import MANIFEST_NAME, IndexState, StoreManifest
 from catalens.indexer.store.schema import DB_NAME, SCHEMA_VERSION, UPGRADABLE_VERSIONS
+from catalens.indexer.store.tags import ModelTag, ReviewEntry, Tag, TagRow, TagRun, TagTable
 
 __all__ = [
     "DB_NAME",
@@ -56,6 +59,12 @@ __all__ = [
     "ItemFilter",
     "ItemState",
     "LexicalMatch",
+    "ModelTag",
+    "ReviewEntry",
     "StoreManifest",
     "StoredItem",
+    "Tag",
+    "TagRow",
+    "TagRun",
+    "TagTable",
 ]

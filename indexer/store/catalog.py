@@ -42,6 +42,7 @@ from catalens.indexer.store.manifest import (
 )
 from catalens.indexer.store.schema import DB_NAME, SCHEMA_VERSION, UPGRADABLE_VERSIONS, open_database
 from catalens.indexer.store.sql import Transaction, now
+from catalens.indexer.store.tags import TagTable
 
 LOCK_NAME = "writer.lock"
 
@@ -325,6 +326,11 @@ class CatalogStore:
         with self._guard:
             return items.get_item(self._db, item_id)
 
+    @property
+    def tags(self) -> TagTable:
+        """Tagging runs, items' tags and people's decisions, the review queue (see :mod:`.tags`)."""
+        return TagTable(self._db, self._guard, self._transaction, self._manifest.model)
+
     def size_on_disk(self) -> int:
         """Bytes used by every file in the store directory."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
@@ -341,15 +347,7 @@ class CatalogStore:
 
         Chunked by key ranges so that building an index over millions of items never holds all rows at once.
         """
-        last = -1
-        while True:
-            with self._guard:
-                rows = vectors.vectors_after(self._db, self._manifest.model, last, chunk_size)
-            if not rows:
-                return
-            keys, found = vectors.unpack(rows, self._manifest.dim)
-            last = int(keys[-1])
-            yield keys, found
+        yield from vectors.iter_vectors(self._db, self._guard, self._manifest.model, self._manifest.dim, chunk_size)
 
     def vectors_for(self, keys: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of the given item keys (those that have one), as ``(keys, vectors)``."""

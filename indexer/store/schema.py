@@ -14,13 +14,15 @@ from pathlib import Path
 from catalens.indexer.errors import StoreVersionError
 from catalens.indexer.lexical import FIELDS, TOKENIZER
 from catalens.indexer.store.fulltext import index_text
+from catalens.indexer.store.tag_schema import SCHEMA_V4
 
 DB_NAME = "catalog.sqlite3"
 #: Version 2 added captions, OCR text and the FTS5 index; version 3 the facet counts and the per-item attribute
-#: rows kept by triggers, and the partial indexes of failed items and of prices. Older stores are upgraded in
-#: place on open, step by step.
-SCHEMA_VERSION = 3
-UPGRADABLE_VERSIONS = (1, 2)
+#: rows kept by triggers, and the partial indexes of failed items and of prices; version 4 the tagging jobs'
+#: runs, tags and per-item tagging state (:mod:`.tag_schema`). Older stores are upgraded in place on open, step
+#: by step.
+SCHEMA_VERSION = 4
+UPGRADABLE_VERSIONS = (1, 2, 3)
 #: SQLite page size of a new database: a 512-d float32 vector row (2 KB) stays on its b-tree page, seven to a
 #: page (2.3 KB an item on disk, against 4.7 KB at SQLite's default 4 KB pages). Existing files keep theirs.
 PAGE_SIZE = 16384
@@ -223,14 +225,12 @@ def open_database(db_path: Path, store: str, *, read_only: bool = False) -> sqli
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         db.executescript(_SCHEMA)
-        for statement in (*_SCHEMA_V2, *_SCHEMA_V3):
+        for statement in (*_SCHEMA_V2, *_SCHEMA_V3, *SCHEMA_V4):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     elif version in UPGRADABLE_VERSIONS:
         upgrade(db, version)
-    elif version == SCHEMA_VERSION:
-        _add_attribute_rows(db)
-    else:
+    elif version != SCHEMA_VERSION:
         db.close()
         raise StoreVersionError(store, version, SCHEMA_VERSION)
     return db
@@ -279,25 +279,6 @@ def open_read_only(db_path: Path, store: str) -> sqlite3.Connection:
     return db
 
 
-def _add_attribute_rows(db: sqlite3.Connection) -> None:
-    """Give a version 3 store made before ``item_attributes`` joined version 3 (unreleased then) its table.
-
-    One look at the schema when the table is there; otherwise one pass over the items, once.
-    """
-    present = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'item_attributes'"
-    if db.execute(present).fetchone() is not None:
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        if db.execute(present).fetchone() is None:
-            for statement in (*_ATTRIBUTE_TABLE, *_FILL_ATTRIBUTES):
-                db.execute(statement)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
 def upgrade(db: sqlite3.Connection, version: int) -> None:
     """Upgrade a database step by step to :data:`SCHEMA_VERSION`, each step in one transaction.
 
@@ -317,6 +298,17 @@ def upgrade(db: sqlite3.Connection, version: int) -> None:
             for statement in (*_SCHEMA_V3, *_FILL_FACETS):
                 db.execute(statement)
             db.execute("PRAGMA user_version = 3")
+            version = 3
+        if version == 3:
+            # A version 3 store made before ``item_attributes`` joined version 3 (unreleased then) gets its rows
+            # (one pass over the items); the tagging tables start empty, so this step is otherwise instant.
+            present = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'item_attributes'"
+            if db.execute(present).fetchone() is None:
+                for statement in (*_ATTRIBUTE_TABLE, *_FILL_ATTRIBUTES):
+                    db.execute(statement)
+            for statement in SCHEMA_V4:
+                db.execute(statement)
+            db.execute("PRAGMA user_version = 4")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

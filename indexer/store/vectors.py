@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -56,3 +57,21 @@ def vectors_of(db: sqlite3.Connection, model: str, keys: Sequence[int]) -> list[
             ).fetchall()
         )
     return rows
+
+
+def iter_vectors(
+    db: sqlite3.Connection, guard: threading.RLock, model: str, dim: int, chunk_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream ``(keys, vectors)`` of ``model`` in key order, one key range of ``chunk_size`` rows at a time.
+
+    The connection lock is held for each chunk's read only, so other calls interleave with a long stream.
+    """
+    last = -1
+    while True:
+        with guard:
+            rows = vectors_after(db, model, last, chunk_size)
+        if not rows:
+            return
+        keys, found = unpack(rows, dim)
+        last = int(keys[-1])
+        yield keys, found
