@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -32,7 +33,7 @@ from catalens.search.catalog_writer import CatalogWriter
 from catalens.search.engine import SearchEngine
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 from catalens.search.middleware import BodySizeLimit, RequestMetrics
-from catalens.search.routes import classify, items, ops
+from catalens.search.routes import classify, items, ops, tags
 from catalens.search.routes import search as search_routes
 from catalens.search.security import AccessControl, Rate, RateLimiter
 from catalens.search.security.cors import add_cors
@@ -142,12 +143,14 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     rate = Rate.parse(settings.rate_limit)
     app.state.rate_limiter = RateLimiter(rate) if rate is not None else None
     app.state.engine = None
+    app.state.tag_decisions = threading.Lock()  # a person's tag decisions, one at a time (routes/tags)
     registry = CollectorRegistry()
     registry.register(_IndexCollector(app))
     app.state.metrics_registry = registry
 
     app.include_router(ops.router)
     app.include_router(search_routes.router)  # before items: /v1/items/{id}/similar must match first
+    app.include_router(tags.router)  # before items: POST /v1/items/{id}/tags, where ids may hold slashes
     app.include_router(items.router)
     app.include_router(classify.router)
     _add_error_handlers(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
@@ -213,6 +213,23 @@ class OcrOut(BaseModel):
     words: list[OcrWordOut]
 
 
+class TagOut(BaseModel):
+    """One tag of an item: a value of a taxonomy attribute, with its decision and where it came from."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attribute: str
+    value: str
+    confidence: float | None = Field(description="the model's calibrated confidence; null for a person's tag")
+    decision: Literal["accept", "review", "reject"] = Field(description="accepted tags filter and facet as attributes")
+    source: Literal["model", "person"]
+    runner_up: str | None = Field(default=None, description="the model's second choice (single-label attributes)")
+    runner_up_confidence: float | None = None
+    run_id: int | None = Field(default=None, description="the tagging run that wrote it")
+    decided_by: str | None = Field(default=None, description="who decided (a person's tag)")
+    updated_at: str
+
+
 class ItemOut(CatalogItemOut):
     status: str
     error: str | None
@@ -220,15 +237,19 @@ class ItemOut(CatalogItemOut):
     updated_at: str
     caption: CaptionOut | None = Field(default=None, description="null until a caption pass has run")
     ocr: OcrOut | None = Field(default=None, description="text read in the image; null until an OCR pass has run")
+    tags: list[TagOut] = Field(default_factory=list, description="tags of every decision (see catalens tag run)")
 
     @classmethod
-    def of(cls, item: StoredItem, links: Any, enrichments: dict[str, Enrichment] | None = None) -> ItemOut:
+    def of(
+        cls, item: StoredItem, links: Any, enrichments: dict[str, Enrichment] | None = None, tags: Any = ()
+    ) -> ItemOut:
         found = enrichments or {}
         caption = found.get("caption")
         ocr = found.get("ocr")
         result: ItemOut = cls.from_record(
             item,
             links,
+            tags=[TagOut.model_validate(tag) for tag in tags],
             caption=CaptionOut(
                 text=caption.text,
                 spec=caption.spec,
@@ -364,6 +385,45 @@ class InfoOut(BaseModel):
         default=None,
         description="why the current index file is not served (damaged) and what stands in; catalens reindex fixes it",
     )
+    tags: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="tags per attribute and decision: {attribute: {accept, review, reject}}"
+    )
+
+
+class TagDecisionIn(BaseModel):
+    """A person's decision on one attribute of an item: accept or correct to ``value``, or reject ``value``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attribute: str = Field(min_length=1, max_length=500)
+    action: Literal["accept", "correct", "reject"]
+    value: str = Field(min_length=1, max_length=1000)
+
+
+class ItemTagsOut(BaseModel):
+    id: str
+    tags: list[TagOut] = Field(description="the item's tags after the decision")
+
+
+class ReviewItemOut(BaseModel):
+    """One suggestion waiting for a person: the model's value for an attribute of an item, and the choices."""
+
+    id: str = Field(description="the item's id")
+    attribute: str
+    value: str = Field(description="the suggested value")
+    confidence: float
+    runner_up: str | None
+    runner_up_confidence: float | None
+    values: list[str] = Field(description="every value of the attribute, from the last run's taxonomy")
+    multi_label: bool = Field(default=False, description="the item may have several values of the attribute")
+    title: str | None
+    image_url: str
+    thumbnail_url: str
+
+
+class ReviewPageOut(BaseModel):
+    total: int = Field(description="suggestions waiting for review (for the attribute asked, or all)")
+    items: list[ReviewItemOut] = Field(description="least confident first")
 
 
 class PydanticJSONResponse(Response):

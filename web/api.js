@@ -68,6 +68,16 @@ export function getSimilar(id, params, signal) {
   return request(`v1/items/${encodeURIComponent(id)}/similar`, { params, signal });
 }
 
+/** GET /v1/tags/review: suggestions waiting for a person, least confident first ({total, items}). */
+export function getReview({ attribute, limit, offset }, signal) {
+  return request("v1/tags/review", { params: { attribute, limit, offset }, signal });
+}
+
+/** POST /v1/items/{id}/tags: a person's decision ({attribute, action: accept|correct|reject, value}). */
+export function decideTag(id, decision, signal) {
+  return request(`v1/items/${encodeURIComponent(id)}/tags`, { json: decision, signal });
+}
+
 export function classify(ids, labels, { templates, topK = 3, signal } = {}) {
   const json = { ids, labels, top_k: topK };
   if (templates && templates.length) json.templates = templates;

@@ -8,6 +8,7 @@ import { createCatalog } from "./catalog.js";
 import { debounce, fill, fmt, h, thumb } from "./dom.js";
 import { createFilters } from "./filters.js";
 import { createItemView } from "./item.js";
+import { createReview } from "./review.js";
 import { describe, fetchPage, gridKeys, renderEmpty, renderPage } from "./results.js";
 import { hasFilters, hasQuery, likeUrl, parseState, searchKey, toUrl } from "./state.js";
 import { recallImage, rememberImage } from "./uploads.js";
@@ -34,6 +35,7 @@ const ui = {
   clearFilters: $("#clear-filters"),
   searchView: $("#search-view"),
   catalogView: $("#catalog-view"),
+  reviewView: $("#review-view"),
   dialog: $("#item-dialog"),
   drop: $("#drop-overlay"),
   resultsHeading: $("#results-heading"),
@@ -43,6 +45,7 @@ let state = parseState(location.href);
 let info = null;
 let filters = null;
 let catalog = null;
+let review = null;
 let lastSearch = null;
 let searchController = null;
 let likedTitle = { id: "", title: "" };
@@ -51,6 +54,7 @@ let closingItem = false; // the item view was closed: the history entry we go ba
 const noFilters = { cat: [], min: null, max: null, attr: [] };
 const itemHref = (id) => toUrl({ ...state, item: id });
 const likeHref = (id) => likeUrl(state, id);
+const reviewHref = (tag) => toUrl({ ...state, view: "review", tag, item: "" });
 
 /**
  * Move to a new state. `replace` rewrites the current history entry instead of adding one; `typing` marks
@@ -76,15 +80,30 @@ function render(next) {
   const previous = state;
   state = next;
   const inCatalog = next.view === "catalog";
-  ui.searchView.hidden = inCatalog;
+  const inReview = next.view === "review";
+  ui.searchView.hidden = inCatalog || inReview;
   ui.catalogView.hidden = !inCatalog;
+  ui.reviewView.hidden = !inReview;
   for (const link of document.querySelectorAll(".views a")) {
-    if (link.dataset.view === next.view) link.setAttribute("aria-current", "page");
+    // The review screen is part of the catalog view.
+    if (link.dataset.view === (inReview ? "catalog" : next.view)) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (inCatalog) {
+  if (inReview) {
+    if (!review) {
+      review = createReview(ui.reviewView, {
+        itemHref,
+        onAttribute: (tag) => go({ ...state, tag, item: "" }),
+        active: () => state.view === "review" && !ui.dialog.open,
+      });
+    } else if (previous.view !== "review") {
+      review.reset(); // decisions made elsewhere meanwhile: start a fresh pass
+    }
+    review.show(next.tag);
+    document.title = "Review tags · catalens";
+  } else if (inCatalog) {
     if (!catalog) {
-      catalog = createCatalog(ui.catalogView, { itemHref });
+      catalog = createCatalog(ui.catalogView, { itemHref, reviewHref });
       catalog.refresh();
     } else if (previous.view !== "catalog") {
       catalog.refresh();

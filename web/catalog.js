@@ -1,9 +1,10 @@
 // The merchandiser's catalog page: store statistics and failed items from GET /v1/info, and a zero-shot
 // labelling tool: labels against a set of items (a query's results or a category), the predicted label and
-// its confidence per item, lowest confidence first, exported as CSV.
+// its confidence per item, lowest confidence first, exported as CSV. The tags section counts the tagging
+// runs' tags per attribute and decision, and leads to the review screen (review.js).
 
 import { classify, getInfo, searchText } from "./api.js";
-import { fill, fmt, h, thumb, thumbnailUrl } from "./dom.js";
+import { fieldLabel, fill, fmt, h, thumb, thumbnailUrl } from "./dom.js";
 
 const MAX_ITEMS = 1000; // POST /v1/classify takes at most 1000 ids
 
@@ -62,6 +63,46 @@ function renderFailures(root, info) {
   );
 }
 
+function renderTags(root, info, reviewHref) {
+  const tags = Object.entries(info.tags || {}).sort(([a], [b]) => a.localeCompare(b));
+  if (!tags.length) {
+    fill(root, h("p", { class: "hint" }, "No tags yet: catalens tag run tags the catalog with a taxonomy of attributes."));
+    return;
+  }
+  const waiting = tags.reduce((sum, [, counts]) => sum + (counts.review ?? 0), 0);
+  const cell = (n) => h("td", { class: "number" }, fmt.count(n ?? 0));
+  fill(
+    root,
+    h(
+      "p",
+      {},
+      waiting
+        ? h("a", { class: "button primary", id: "review-link", href: reviewHref(""), dataset: { route: "" } }, `Review tags (${fmt.count(waiting)} waiting)`)
+        : h("span", { class: "hint" }, "No suggestion is waiting for review."),
+    ),
+    h(
+      "table",
+      { class: "table tag-counts" },
+      h("caption", { class: "visually-hidden" }, "Tags per attribute and decision"),
+      h("thead", {}, h("tr", {}, ["Attribute", "Accepted", "To review", "Rejected"].map((t) => h("th", { scope: "col" }, t)))),
+      h(
+        "tbody",
+        {},
+        tags.map(([name, counts]) =>
+          h(
+            "tr",
+            {},
+            h("th", { scope: "row" }, counts.review ? h("a", { href: reviewHref(name), dataset: { route: "" } }, fieldLabel(name)) : fieldLabel(name)),
+            cell(counts.accept),
+            cell(counts.review),
+            cell(counts.reject),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 /** Labels typed by a person: comma- or line-separated, trimmed, duplicates dropped. */
 export function parseLabels(text) {
   return [...new Set(text.split(/[,\n]/).map((label) => label.trim()).filter(Boolean))];
@@ -93,11 +134,12 @@ const SORTS = {
 
 /**
  * @param {HTMLElement} root the catalog view
- * @param {{itemHref: (id: string) => string}} hooks
+ * @param {{itemHref: (id: string) => string, reviewHref: (attribute: string) => string}} hooks
  */
 export function createCatalog(root, hooks) {
   const stats = root.querySelector("#catalog-stats");
   const failures = root.querySelector("#catalog-failures");
+  const tagCounts = root.querySelector("#catalog-tags");
   const form = root.querySelector("#label-form");
   const status = root.querySelector("#label-status");
   const error = root.querySelector("#label-error");
@@ -119,6 +161,7 @@ export function createCatalog(root, hooks) {
     }
     renderStats(stats, info);
     renderFailures(failures, info);
+    renderTags(tagCounts, info, hooks.reviewHref);
     const chosen = categorySelect.value;
     fill(
       categorySelect,

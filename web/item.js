@@ -1,6 +1,7 @@
 // The item view: a modal dialog with the large image, the catalog fields, what the indexer learnt from the
 // pixels (caption, tags, text found by OCR), zero-shot labels against the store's categories, and similar
-// items. Escape, the close button or a click outside closes it.
+// items. Accepted tags of tagging runs show as attributes, the ones waiting for review as suggestions.
+// Escape, the close button or a click outside closes it.
 
 import { ApiError, classify, getItem, getSimilar } from "./api.js";
 import { retryWithKey } from "./auth.js";
@@ -19,9 +20,30 @@ function facts(item) {
     ["Item id", item.id],
     ["Product", item.product_id],
     ...Object.entries(item.attributes || {}).map(([name, value]) => [fieldLabel(name), typeof value === "object" ? JSON.stringify(value) : value]),
+    ...acceptedTags(item.tags || [], item.attributes || {}),
     ["Image", item.width && item.height ? `${item.width} × ${item.height} px` : null],
   ].filter(([, value]) => value !== null && value !== undefined && value !== "");
   return h("dl", { class: "facts" }, rows.map(([name, value]) => [h("dt", {}, name), h("dd", {}, String(value))]));
+}
+
+/** Accepted tags as [attribute, values] rows (a multi-label attribute may hold several values), leaving out
+ * what the catalog's own attributes already say. */
+function acceptedTags(tags, attributes) {
+  const byAttribute = new Map();
+  for (const tag of tags.filter((t) => t.decision === "accept" && String(attributes[t.attribute] ?? "") !== t.value)) {
+    byAttribute.set(tag.attribute, [...(byAttribute.get(tag.attribute) || []), tag.value]);
+  }
+  return [...byAttribute.entries()].map(([name, values]) => [fieldLabel(name), values.join(", ")]);
+}
+
+function suggestedTags(tags) {
+  const waiting = tags.filter((t) => t.decision === "review");
+  if (!waiting.length) return null;
+  return section(
+    "Suggested tags",
+    h("ul", { class: "tags", "aria-label": "Suggested tags" }, waiting.map((t) => h("li", {}, `${fieldLabel(t.attribute)}: `, h("strong", {}, t.value), t.confidence !== null ? h("span", { class: "count" }, ` ${fmt.percent(t.confidence)}`) : null))),
+    h("p", { class: "hint" }, "waiting for review in the catalog view"),
+  );
 }
 
 function captionSection(caption) {
@@ -126,6 +148,7 @@ export function createItemView(dialog, hooks) {
           h("p", { class: "item-actions" }, h("a", { class: "button", href: hooks.likeHref(item.id), dataset: { route: "" } }, "More like this")),
           facts(item),
           item.status !== "indexed" ? h("p", { class: "error" }, `Not searchable: ${item.error || item.status}`) : null,
+          suggestedTags(item.tags || []),
           captionSection(item.caption),
           ocrSection(item.ocr),
           section("Zero-shot labels", labelsOut),

@@ -5,10 +5,12 @@
 //   ?img=TOKEN&q=in+red          an uploaded image (kept in this tab's session storage)
 //   ...&item=ITEM                the item view, over whichever view is below it
 //   ?view=catalog                the merchandiser's catalog page
+//   ?view=review&tag=ATTRIBUTE   the tag review screen, optionally for one attribute
 // `k` (results per page, 1 to 100) may be added to any search URL.
 
 export const MODES = ["hybrid", "vector", "lexical"];
 export const PAGE_SIZE = 24;
+const VIEWS = ["search", "catalog", "review"];
 
 function number(text) {
   if (text === null || text.trim() === "") return null;
@@ -21,7 +23,8 @@ export function parseState(href) {
   const params = new URL(href).searchParams;
   const mode = params.get("mode");
   return {
-    view: params.get("view") === "catalog" ? "catalog" : "search",
+    view: VIEWS.includes(params.get("view")) ? params.get("view") : "search",
+    tag: params.get("view") === "review" ? params.get("tag") || "" : "",
     q: (params.get("q") || "").slice(0, 1000),
     not: (params.get("not") || "").slice(0, 1000),
     like: params.get("like") || "",
@@ -40,8 +43,9 @@ export function parseState(href) {
 /** The URL (path and query) of a state; defaults are left out so URLs stay short. */
 export function toUrl(state) {
   const params = new URLSearchParams();
-  if (state.view === "catalog") params.set("view", "catalog");
-  if (state.view !== "catalog") {
+  if (state.view === "catalog" || state.view === "review") params.set("view", state.view);
+  if (state.view === "review" && state.tag) params.set("tag", state.tag);
+  if (state.view === "search") {
     if (state.q) params.set("q", state.q);
     if (state.not) params.set("not", state.not);
     if (state.like) params.set("like", state.like);

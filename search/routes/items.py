@@ -76,7 +76,9 @@ def item_thumbnail(
 @router.get("/{item_id:path}", response_model=ItemOut, summary="One item", responses=ITEM_NOT_FOUND)
 def get_item(engine: EngineDep, links: LinksDep, item_id: str) -> ItemOut:
     item = _item(engine, item_id)
-    return ItemOut.of(item, links, engine.store.enrichments_for([item.key]).get(item.key))
+    store = engine.store
+    tags = store.tags.for_items([item.key]).get(item.key, [])
+    return ItemOut.of(item, links, store.enrichments_for([item.key]).get(item.key), tags)
 
 
 @router.delete(

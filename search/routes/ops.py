@@ -86,6 +86,7 @@ def info(
             classify=ClassifyLimitsOut(**dataclasses.asdict(engine.classify_limits)),
         ),
         index_problem=engine.index_problem,
+        tags=facts["tags"],
     )
 
 
@@ -104,8 +105,8 @@ class _FactsCache:
 
 
 def _store_facts(request: Request, engine: SearchEngine, failures: int) -> dict[str, Any]:
-    """Counts (items, and vectors searchable: a count over every vector), facets, price range, passes and the
-    ``failures`` most recent failures, cached per change of the store."""
+    """Counts (items, and vectors searchable: a count over every vector), facets, price range, passes, tag
+    counts per attribute and decision, and the ``failures`` most recent failures, cached per change of the store."""
     store: CatalogStore = engine.store
     cache: _FactsCache | None = getattr(request.app.state, "info_facts", None)
     if cache is None:
@@ -123,6 +124,7 @@ def _store_facts(request: Request, engine: SearchEngine, failures: int) -> dict[
             "facets": _facets(store),
             "price_range": PriceRangeOut(min=prices[0], max=prices[1]) if prices else None,
             "passes": store.enrichment_counts(),
+            "tags": store.tags.counts(),
             "failures": [FailedItemOut(id=f.id, source=f.source, reason=f.reason) for f in store.failures(failures)]
             if failures
             else [],
