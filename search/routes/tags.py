@@ -20,16 +20,9 @@ from catalens.indexer.store.tags import taxonomy_choices
 from catalens.indexer.tagging.errors import TagDecisionError
 from catalens.search.errors import ItemNotFoundError
 from catalens.search.routes.deps import ACCESS_RESPONSES, READ, EngineDep, LinksDep
-from catalens.search.schemas import (
-    ITEM_NOT_FOUND,
-    STORE_BUSY,
-    ItemTagsOut,
-    ReviewItemOut,
-    ReviewPageOut,
-    TagDecisionIn,
-    TagOut,
-)
+from catalens.search.schemas import ITEM_NOT_FOUND, STORE_BUSY, TagOut
 from catalens.search.security import Caller, require_write
+from catalens.search.tag_schemas import ItemTagsOut, ReviewItemOut, ReviewPageOut, TagDecisionIn
 
 router = APIRouter(tags=["tags"], responses=ACCESS_RESPONSES)
 
