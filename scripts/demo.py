@@ -49,6 +49,10 @@ def main() -> int:
     run("similar", "--store", store, "teddy-bear", "-k", "3")
     labels = "clothing,shoes,accessories,food,drinks,kitchen,household,sports,electronics,toys,music,tools,stationery"
     run("classify", "--store", store, "--labels", labels, "--ids", "red-apple", "running-shoe", "guitar", "laptop")
+    taxonomy = str(REPO / "scripts" / "data" / "taxonomies" / "demo.yaml")
+    run("tag", "run", "--store", store, "--taxonomy", taxonomy, "--quiet")
+    run("tag", "review", "--store", store, "--limit", "5")
+    run("tag", "audit", "--store", store, "--taxonomy", taxonomy, "--attribute", "category", "--limit", "5")
     run("eval", str(CATALOG / "eval.jsonl"), "--store", store, "--mode", "vector,lexical,hybrid")
     if args.no_serve:
         return 0

@@ -11,7 +11,18 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from catalens.search.cli import backup, enrichment, evaluate, finetune, indexing, keys, models, querying, serve
+from catalens.search.cli import (
+    backup,
+    enrichment,
+    evaluate,
+    finetune,
+    indexing,
+    keys,
+    models,
+    querying,
+    serve,
+    tagging,
+)
 from catalens.search.cli.exits import EXIT_INTERRUPTED, as_library_error, check_text_arguments, exit_code_for
 from catalens.search.cli.parsing import CliParser
 from catalens.search.cli.render import fail
@@ -31,6 +42,7 @@ _REGISTRARS: tuple[Callable[[Commands], None], ...] = (
     querying.register_search,
     querying.register_similar,
     querying.register_classify,
+    tagging.register_tag,
     evaluate.register_eval,
     finetune.register_finetune,
     serve.register_serve,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 
 from catalens.indexer.errors import IndexBuildError, ItemError, SourceError, StoreError, StoreWriteError
+from catalens.indexer.tagging.errors import TaggingError
 from catalens.models.errors import ModelError
 from catalens.models.training.errors import FinetuneError
 from catalens.search.errors import SearchError
@@ -32,6 +33,7 @@ ERROR_EXITS: tuple[tuple[type[Exception], int], ...] = (
     (IndexBuildError, EXIT_INPUT),
     (ItemError, EXIT_INPUT),
     (SearchError, EXIT_INPUT),
+    (TaggingError, EXIT_INPUT),  # a bad taxonomy, labelled or calibration file, or a decision that cannot apply
     (FinetuneError, EXIT_INPUT),  # a fine-tuning job's unusable inputs (held-out share, template, too few pairs)
 )
 
