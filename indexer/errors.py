@@ -80,12 +80,17 @@ class StoreModelMismatchError(StoreError):
 class StoreVersionError(StoreError):
     """The store's schema version is not one this catalens can read."""
 
-    def __init__(self, path: str, found: int, supported: int) -> None:
+    def __init__(self, path: str, found: int, supported: int, *, upgradable: bool = False) -> None:
         self.path = path
         self.found = found
         self.supported = supported
         if found > supported:
             advice = "it was written by a newer catalens; upgrade catalens to read it"
+        elif upgradable:
+            advice = (
+                "it is upgraded in place the first time it is opened for writing (any indexing command, e.g. "
+                "`catalens reindex`), which this read-only open cannot do"
+            )
         else:
             advice = "no upgrade path exists from that version; rebuild it with `catalens index --rebuild`"
         super().__init__(

@@ -275,7 +275,7 @@ def open_read_only(db_path: Path, store: str) -> sqlite3.Connection:
         raise sqlite3.DatabaseError("the database holds no catalens schema")
     if version != SCHEMA_VERSION:
         db.close()
-        raise StoreVersionError(store, version, SCHEMA_VERSION)
+        raise StoreVersionError(store, version, SCHEMA_VERSION, upgradable=version in UPGRADABLE_VERSIONS)
     return db
 
 

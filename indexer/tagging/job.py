@@ -271,7 +271,7 @@ def calibrate_store(
     Raises:
         CalibrationError: no labelled item of any attribute is in the store.
     """
-    with CatalogStore.open(path, read_only=True) as store:
+    with CatalogStore.open(path) as store:
         spec = store.manifest.model
         model = model or load_text_model(store, device)
         vectors = label_vectors_for(store, taxonomy, model)
@@ -346,7 +346,7 @@ def audit_store(
     definition = taxonomy.attribute(attribute)
     names = definition.value_names()
     lookup = {v.casefold(): v for v in names}
-    with CatalogStore.open(path, read_only=True) as store:
+    with CatalogStore.open(path) as store:
         model = model or load_text_model(store, device)
         vectors = label_vectors_for(store, taxonomy, model)
         keys_all = store.matching_keys(ItemFilter())

@@ -182,26 +182,33 @@ def run_tag_calibrate(args: argparse.Namespace) -> int:
 
 
 def _print_attribute_report(name: str, report: dict[str, Any]) -> None:
-    overall = report.get("attribute", report)
-    accuracy = overall.get("accuracy", {})
-    shares = overall.get("shares", {})
-    print(f"\n{name}: {overall.get('support', '?')} labelled items")
-    if accuracy:
-        print("  accuracy (held-out folds): " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items() if v is not None))
-    if shares:
-        print("  decisions: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items()))
-    for key in ("precision", "coverage", "ece_before", "ece_after"):
-        if overall.get(key) is not None:
-            print(f"  {key}: {overall[key]:.3f}")
-    values = report.get("values", {})
+    """One attribute's held-out report: accuracies, calibration error, decision shares, then per value."""
+    held = report.get("held_out") or {}
+    accuracy = report.get("accuracy") or {}
+    print(f"\n{name}: {report.get('support', '?')} labelled items, {report.get('folds', '?')} folds")
+    shown = ", ".join(f"{k.replace('_', '-')} {v:.3f}" for k, v in accuracy.items() if v is not None)
+    if shown:
+        print(f"  accuracy on held-out folds: {shown}")
+    if report.get("ece_before") is not None:
+        print(f"  expected calibration error: {report['ece_before']:.3f} before, {report['ece_after']:.3f} after")
+    if held:
+        precision = held.get("precision")
+        print(
+            f"  accepted tags on held-out folds: precision {_num(precision, 0).strip()}, "
+            f"coverage {100 * held.get('coverage', 0):.0f} %"
+        )
+        shares = held.get("shares") or {}
+        if shares:
+            print("  decisions: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items()))
+    values = report.get("values") or {}
     if values:
         print(f"  {'value':<24} {'support':>7} {'precision':>9} {'recall':>6} {'f1':>5} {'threshold':>9}")
         for value, row in values.items():
             threshold = row.get("threshold")
-            shown = f"{threshold:.3f}" if threshold is not None else "review"
+            limit = f"{threshold:.3f}" if threshold is not None else "review"
             print(
                 f"  {value[:24]:<24} {row.get('support', 0):>7} {_num(row.get('precision'))} "
-                f"{_num(row.get('recall'), 6)} {_num(row.get('f1'), 5)} {shown:>9}"
+                f"{_num(row.get('recall'), 6)} {_num(row.get('f1'), 5)} {limit:>9}"
             )
 
 
