@@ -213,6 +213,8 @@ def measure_scale(store: Path) -> dict[str, Any]:
     again = tag_store(store, taxonomy, options=TagOptions(device="cpu"))
     log(f"[scale] re-run: {again.tagged:,} tagged, {again.up_to_date:,} up to date in {again.seconds:.1f} s")
     return {
+        "model": first.model,
+        "attributes": [a.name for a in taxonomy.attributes],
         "items": first.tagged,
         "seconds": round(first.seconds, 1),
         "items_per_second": round(first.items_per_second, 1),
