@@ -1,6 +1,8 @@
 """Build, measure and publish a store's vector index: planned (``auto``) or given, incremental when it can be.
 
-Every publish ends with a measurement (:mod:`catalens.indexer.vectors.tuning`): the generation is recorded
+Every publish ends with a measurement (:mod:`catalens.indexer.vectors.tuning`) on sampled store vectors held
+out of the index while it is measured (a new index is built without them and given them after; an extended
+one has them removed and added back where its type allows): the generation is recorded
 with its factory string, search settings, recall@10 against an exact scan, latency and size, so
 ``catalens info`` and ``/v1/info`` say what the index costs in recall instead of leaving it to a guess.
 
@@ -30,7 +32,7 @@ from catalens.indexer.vectors import (
     default_index_registry,
 )
 from catalens.indexer.vectors.auto import AUTO, default_memory_budget, plan_index
-from catalens.indexer.vectors.tuning import DEFAULT_QUERIES, IndexTuning, tune_index
+from catalens.indexer.vectors.tuning import DEFAULT_QUERIES, IndexTuning, build_tuned, retune
 
 log = logging.getLogger("catalens.index")
 
@@ -79,24 +81,35 @@ def publish_index(store: CatalogStore, requested: str, sink: ProgressSink, goals
     factory, reason = _choose(store, requested, count, dim, budget, replan=goals.retrain)
     current = store.manifest.index
     index, trained_on = (None, 0) if goals.retrain else _extend(store, current, factory, count)
-    if index is None:
-        sink.start(f"building index {factory}", count)
+    lookup = lambda keys: store.vectors_for(keys.tolist())  # noqa: E731
+    tuning = None
+    if index is not None:
+        sink.start("measuring recall", None)
+        previous = current_tuning(current)
+        try:
+            tuning = retune(
+                index,
+                store.iter_vectors,
+                count,
+                lookup,
+                goals.target_recall,
+                queries=goals.tuning_queries,
+                trained_on=trained_on,
+                previous=previous.knob if previous is not None else None,
+            )
+        except VectorIndexError as e:
+            log.warning("%s; rebuilding it", e)
+        sink.finish()
+    if tuning is None:
+        # built without the sampled tuning queries, tuned on them, then given them (see tuning.build_tuned)
+        sink.start(f"building index {factory} and measuring recall", count)
         index = create_index(factory, dim)
-        index.build(store.iter_vectors, count)
-        trained_on = count
+        tuning = build_tuned(
+            index, store.iter_vectors, count, lookup, goals.target_recall, queries=goals.tuning_queries
+        )
         sink.advance(count)
         sink.finish()
-    sink.start("measuring recall", None)
-    tuning = tune_index(
-        index,
-        store.iter_vectors,
-        count,
-        lambda keys: store.vectors_for(keys.tolist()),
-        goals.target_recall,
-        queries=goals.tuning_queries,
-        trained_on=trained_on,
-    )
-    sink.finish()
+    assert index is not None
     tuning = replace(tuning, chosen_by="auto" if requested == AUTO else "given", memory_budget=budget, reason=reason)
     if not tuning.met:
         log.warning(

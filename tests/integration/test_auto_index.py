@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from catalens.indexer.pipeline import reindex
-from catalens.indexer.publish import IndexGoals, index_summary
+from catalens.indexer.publish import IndexGoals, index_summary, load_tuned
 from catalens.indexer.records import ItemRecord
 from catalens.indexer.store import CatalogStore, EmbeddedItem
+from catalens.indexer.vectors import create_index
+from catalens.indexer.vectors.tuning import recall
 from catalens.search.cli import main
 from catalens.search.engine import SearchEngine, SearchOptions
 from tests.unit.test_index_auto import clustered
@@ -147,3 +149,44 @@ def test_bad_index_options_are_clear_cli_errors(tmp_path: Path, capsys: pytest.C
     with pytest.raises(SystemExit):
         main(["reindex", "--store", str(tmp_path), "--target-recall", "1.5"])
     assert "recall target" in capsys.readouterr().err
+
+
+def test_an_hnsw_build_is_tuned_on_held_out_items_and_publishes_every_item_once(
+    tmp_path: Path, tiny_model: Any
+) -> None:
+    root = tmp_path / "store"
+    vectors = clustered(1_500, dim=tiny_model.dim)
+    write(root, tiny_model, vectors)
+    state = reindex(root, "HNSW16", goals=FAST)
+    assert state.tuning and state.tuning["held_out"] and state.tuning["queries"] == 50 and state.count == 1_500
+    with CatalogStore.open(root) as store:
+        index, _ = load_tuned(store, state)
+        parts = list(store.iter_vectors())
+    keys, stored = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    assert index.size == 1_500
+    exact = index.search(stored, 1, allowed=keys).ids[:, 0]  # scored exactly: each vector finds its own key
+    assert np.array_equal(np.sort(exact), np.sort(keys))
+
+
+@pytest.fixture(scope="module")
+def graph_50k() -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """An HNSW32 graph over 50,000 clustered vectors (keys 1..50,000) at a beam of 64, and 100 new queries."""
+    everything = clustered(50_100, latent=16, clusters=500, seed=3)
+    vectors, queries = everything[:50_000], everything[50_000:]
+    keys = np.arange(1, 50_001, dtype=np.int64)
+    index = create_index("HNSW32", 64)
+    index.build(lambda: iter([(keys, vectors)]), len(keys))
+    index.configure({"efSearch": 64})
+    return index, keys, vectors, queries
+
+
+@pytest.mark.parametrize("share", [0.001, 0.01, 0.1])
+def test_filtered_hnsw_search_keeps_its_recall_for_selective_filters(
+    graph_50k: tuple[Any, np.ndarray, np.ndarray, np.ndarray], share: float
+) -> None:
+    index, keys, vectors, queries = graph_50k
+    allowed = np.sort(np.random.default_rng(4).choice(keys, size=int(len(keys) * share), replace=False))
+    exact = allowed[np.argsort(-(queries @ vectors[allowed - 1].T), axis=1)[:, :10]]
+    found = index.search(queries, 10, allowed=allowed, hidden=allowed[:1])
+    assert np.isin(found.ids[found.ids >= 0], allowed[1:]).all()
+    assert recall(found.ids, np.where(exact == allowed[0], -1, exact)) >= 0.95

@@ -11,7 +11,7 @@ from catalens.indexer.errors import IndexBuildError
 from catalens.indexer.vectors import create_index
 from catalens.indexer.vectors.auto import ivf_lists, parse_memory, plan_index
 from catalens.indexer.vectors.rerank import rerank
-from catalens.indexer.vectors.tuning import ground_truth, recall, tune_index
+from catalens.indexer.vectors.tuning import build_tuned, ground_truth, recall, retune, tune_index
 
 
 def clustered(n: int, dim: int = 64, latent: int = 8, clusters: int = 50, seed: int = 0) -> np.ndarray:
@@ -91,14 +91,15 @@ def test_the_number_of_lists_grows_with_the_square_root_and_keeps_enough_points_
     assert ivf_lists(5_000) * 39 <= 5_000 or ivf_lists(5_000) == 64
 
 
-def test_ground_truth_leaves_each_query_out_of_its_own_neighbours() -> None:
+def test_ground_truth_finds_neighbours_among_the_vectors_not_sampled() -> None:
     store = Store(clustered(2_000))
     truth = ground_truth(store.chunks, 2_000, 50, seed=1)
     assert len(truth.keys) == 50 and truth.neighbours.shape == (50, 10)
+    sampled = set(truth.keys.tolist())
     for key, query, row in zip(truth.keys, truth.queries, truth.neighbours, strict=True):
-        assert key not in row
+        assert np.allclose(store.vectors[key - 1], query)
         exact = np.argsort(-(store.vectors @ query))
-        expected = [k for k in store.keys[exact] if k != key][:10]
+        expected = [k for k in store.keys[exact] if k not in sampled][:10]
         assert list(row) == expected
 
 
@@ -156,3 +157,49 @@ def test_rerank_orders_by_exact_score_and_drops_missing_keys() -> None:
     assert np.all(np.diff(scores) <= 0)
     gone = rerank(query, np.array([1, 2]), lambda keys: (keys[:1], vectors[keys[:1] - 1]))
     assert list(gone[0]) == [1]
+
+
+def test_held_out_tuning_reaches_the_target_on_new_queries_where_stored_queries_flatter_the_graph() -> None:
+    everything = clustered(20_500, latent=8, clusters=200)
+    vectors, new = everything[:20_000], everything[20_000:]
+    exact_new = np.argsort(-(new @ vectors.T), axis=1)[:, :10] + 1
+    store = Store(vectors)
+    # a graph holding its queries: at a small beam they find their neighbours far more often than new ones
+    whole = create_index("HNSW4", 64)
+    whole.build(store.chunks, len(vectors))
+    whole.configure({"efSearch": 16})
+    truth = ground_truth(store.chunks, len(vectors), 300, held_out=False)
+    rows = whole.search(truth.queries, 11).ids
+    stored = np.array([row[row != key][:10] for key, row in zip(truth.keys, rows, strict=True)])
+    assert recall(stored, truth.neighbours) > recall(whole.search(new, 10).ids, exact_new) + 0.01
+    # built without its queries, tuned, then given them: the setting holds for queries it never saw
+    index = create_index("HNSW4", 64)
+    tuning = build_tuned(index, store.chunks, len(vectors), store.lookup, 0.95, queries=300)
+    assert tuning.met and tuning.held_out and tuning.queries == 300 and tuning.trained_on == 20_000
+    assert index.size == 20_000
+    assert recall(index.search(new, 10).ids, exact_new) >= 0.95
+
+
+def test_a_held_out_build_ends_with_every_vector_once_under_its_key() -> None:
+    vectors = clustered(3_000)
+    store = Store(vectors)
+    index = create_index("IVF16,Flat", 64)
+    tuning = build_tuned(index, store.chunks, len(vectors), store.lookup, 0.95, queries=200)
+    assert tuning.met and index.size == 3_000
+    found = index.search(vectors, 1, attempt=4).ids[:, 0]  # every list probed: exact
+    assert np.array_equal(found, store.keys)
+
+
+def test_retuning_an_extended_index_holds_its_queries_out_where_the_type_can_remove_them() -> None:
+    vectors = clustered(4_000)
+    store = Store(vectors)
+    ivf = create_index("IVF16,Flat", 64)
+    ivf.build(store.chunks, len(vectors))
+    tuning = retune(ivf, store.chunks, len(vectors), store.lookup, 0.95, queries=200, trained_on=4_000)
+    assert tuning.met and tuning.held_out and ivf.size == 4_000
+    assert np.array_equal(ivf.search(vectors, 1, attempt=4).ids[:, 0], store.keys)
+    # a graph cannot remove: measured with its queries in it, never below the last held-out setting
+    graph = create_index("HNSW8", 64)
+    graph.build(store.chunks, len(vectors))
+    tuning = retune(graph, store.chunks, len(vectors), store.lookup, 0.95, queries=200, previous={"efSearch": 96})
+    assert not tuning.held_out and tuning.params["efSearch"] >= 96 and graph.size == 4_000
