@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.indexer.vectors.base import VectorChunks, VectorIndex
+from catalens.indexer.vectors.base import VectorChunks, VectorIndex, training_sample
 from catalens.indexer.vectors.errors import VectorIndexError
 from catalens.indexer.vectors.rerank import VectorLookup, rerank
 
@@ -350,11 +350,14 @@ def build_tuned(
     """Build the empty ``index`` from the ``count`` streamed vectors with the tuning queries held out, tune
     it on them, then add them: the index ends holding every vector once, tuned on queries it had never seen.
 
-    The held-out vectors are also left out of the training sample, so IVF centroids are not fitted to them.
+    Training (clustering, quantisers) still sees every vector: what flatters a measurement is a query that is
+    *in* the index, not one that helped place the centroids, and a small store needs all of its vectors to
+    train a quantiser well (leaving half of 40 items out of a PQ's training lost their nearest neighbours).
     """
     keys, sample = sample_queries(chunks, count, queries, seed)
-    rest = without(chunks, keys)
-    index.build(rest, count - len(keys), seed=seed)
+    if not index.is_trained:
+        index.train(training_sample(chunks, count, seed))
+    index.build(without(chunks, keys), count - len(keys), seed=seed)
     if count < 2 or not len(keys):
         tuning = IndexTuning({"rerank": 0}, 1.0, 0.0, 0.0, 0, target, True, trained_on=count)
     else:
