@@ -24,6 +24,9 @@ concern:
 - :mod:`.filters`: metadata filters (:class:`ItemFilter`) and facet counts
 - :mod:`.tags`: tagging runs, items' tags and people's decisions (:class:`TagTable`, :class:`Tag`, ...); their
   tables and triggers are in :mod:`.tag_schema`
+- :mod:`.duplicates`: near-duplicate groups and the runs that found them (:class:`DuplicateTable`,
+  :class:`DuplicateGroup`, ...); their tables in :mod:`.duplicate_schema`
+- :mod:`.tables`: the feature tables (``tags``, ``duplicates``) as properties of the facade
 - :mod:`.generations`: index generation files, the change sequence and the removals log
 - :mod:`.sql`: shared SQLite helpers (transactions, chunked ``IN (...)`` lists)
 - :mod:`.catalog`: the :class:`CatalogStore` facade
@@ -32,6 +35,7 @@ concern:
 from __future__ import annotations
 
 from catalens.indexer.store.catalog import LOCK_NAME, CatalogStore
+from catalens.indexer.store.duplicates import DuplicateGroup, DuplicateMember, DuplicateRun, DuplicateTable
 from catalens.indexer.store.enrichments import Enrichment, EnrichmentKind, EnrichmentTask
 from catalens.indexer.store.filters import ItemFilter
 from catalens.indexer.store.fulltext import LexicalMatch
@@ -50,6 +54,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "UPGRADABLE_VERSIONS",
     "CatalogStore",
+    "DuplicateGroup",
+    "DuplicateMember",
+    "DuplicateRun",
+    "DuplicateTable",
     "EmbeddedItem",
     "Enrichment",
     "EnrichmentKind",

@@ -42,12 +42,12 @@ from catalens.indexer.store.manifest import (
 )
 from catalens.indexer.store.schema import DB_NAME, SCHEMA_VERSION, UPGRADABLE_VERSIONS, open_database
 from catalens.indexer.store.sql import Transaction, now
-from catalens.indexer.store.tags import TagTable
+from catalens.indexer.store.tables import StoreTables
 
 LOCK_NAME = "writer.lock"
 
 
-class CatalogStore:
+class CatalogStore(StoreTables):
     """A store directory opened for reading and, under :meth:`writer_lock`, writing.
 
     Use :meth:`create` or :meth:`open`; close with :meth:`close` or a ``with`` block.
@@ -325,11 +325,6 @@ class CatalogStore:
         """One item by external id."""
         with self._guard:
             return items.get_item(self._db, item_id)
-
-    @property
-    def tags(self) -> TagTable:
-        """Tagging runs, items' tags and people's decisions, the review queue (see :mod:`.tags`)."""
-        return TagTable(self._db, self._guard, self._transaction, self._manifest.model)
 
     def size_on_disk(self) -> int:
         """Bytes used by every file in the store directory."""

@@ -329,7 +329,7 @@ def test_a_version_3_store_is_upgraded_in_place(tmp_path: Path, without_attribut
     if without_attribute_rows:  # a version 3 store from before the attribute rows joined it
         sqlite3.connect(tmp_path / "old" / DB_NAME).executescript("DROP TABLE item_attributes;").close()
     with CatalogStore.open(tmp_path / "old") as upgraded:
-        assert upgraded.manifest.schema_version == SCHEMA_VERSION == 4
+        assert upgraded.manifest.schema_version == SCHEMA_VERSION == 5
         a, b = _keys(upgraded, "a", "b")
         assert upgraded.tags.pending("s").tolist() == [a, b] and upgraded.tags.counts() == {}
         run = _run(upgraded)
@@ -338,6 +338,6 @@ def test_a_version_3_store_is_upgraded_in_place(tmp_path: Path, without_attribut
         assert upgraded.facet_counts("colour") == [("red", 2)]
         upgraded.delete_items(["b"])
         assert upgraded.tags.counts() == {} and upgraded.facet_counts("colour") == [("red", 1)]
-    assert json.loads((tmp_path / "old" / MANIFEST_NAME).read_text())["schema_version"] == 4
+    assert json.loads((tmp_path / "old" / MANIFEST_NAME).read_text())["schema_version"] == SCHEMA_VERSION
     with CatalogStore.open(tmp_path / "old", read_only=True) as again:
         assert again.matching_keys(ItemFilter(attributes=(("colour", "red"),))).tolist() == [a]
