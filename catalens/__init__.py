@@ -50,7 +50,15 @@ from catalens.models.errors import (
     UnknownModelError,
 )
 from catalens.models.registry import DEFAULT_MODEL, list_models, load_model
-from catalens.search.engine import QueryPart, SearchEngine, SearchOptions, SearchResult
+from catalens.search.engine import (
+    Example,
+    QueryPart,
+    Recommendation,
+    RecommendOptions,
+    SearchEngine,
+    SearchOptions,
+    SearchResult,
+)
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError, SearchError
 
 try:
@@ -63,6 +71,7 @@ __all__ = [
     "CatalensError",
     "CatalogStore",
     "DeviceUnavailableError",
+    "Example",
     "FetchError",
     "ImageDecodeError",
     "IndexBuildError",
@@ -78,6 +87,8 @@ __all__ = [
     "ModelUnavailableError",
     "QueryError",
     "QueryPart",
+    "RecommendOptions",
+    "Recommendation",
     "SearchEngine",
     "SearchError",
     "SearchOptions",

@@ -26,14 +26,18 @@ from catalens.search.engine.classification import Classifier, ClassifyLimits
 from catalens.search.engine.embedding import QueryEmbedder
 from catalens.search.engine.fusion import fusion_depth, reciprocal_rank_fusion
 from catalens.search.engine.model_access import ModelGate
-from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, LexicalRetriever, VectorRetriever
+from catalens.search.engine.recommend import Recommender
+from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, LexicalRetriever, VectorRetriever, dedupe_hits
 from catalens.search.engine.snapshot import Snapshots
 from catalens.search.engine.text_cache import DEFAULT_TEXT_CACHE_SIZE, TextVectorCache
 from catalens.search.engine.types import (
     Classification,
+    Example,
     Fusion,
     Prediction,
     QueryPart,
+    Recommendation,
+    RecommendOptions,
     SearchOptions,
     SearchResult,
     check_page,
@@ -86,6 +90,7 @@ class SearchEngine:
         self._classifier = Classifier(self._model, classify_limits)
         self._vectors = VectorRetriever(store, exact_limit=exact_filter_limit, search_threads=search_threads)
         self._lexical = LexicalRetriever(store)
+        self._recommender = Recommender(store, self._vectors, self._model)
         self._snapshots = Snapshots(store, encoder.spec)
         self._size = _VectorCount()
 
@@ -247,17 +252,51 @@ class SearchEngine:
         return self.search([QueryPart(text=text)], options)
 
     def similar(self, item_id: str, options: SearchOptions | None = None) -> SearchResult:
-        """Items most like a stored item, the item itself excluded."""
+        """Items most like a stored item, the item itself (and, with ``dedupe``, its near-duplicates) excluded."""
         options = options or SearchOptions()
         exclude = (*options.exclude_ids, item_id)
-        return self.search_vector(self.item_vector(item_id), replace(options, exclude_ids=exclude))
+        query = self.item_vector(item_id)
+        item = self.store.get_item(item_id) if options.dedupe else None
+        banned = (item.key,) if item is not None else ()
+        return self._search_vector(query, replace(options, exclude_ids=exclude), banned)
 
     def search_vector(self, query: np.ndarray, options: SearchOptions | None = None) -> SearchResult:
         """Rank items by cosine similarity to a unit query vector (whatever ``options.mode`` says)."""
-        options = options or SearchOptions()
+        return self._search_vector(query, options or SearchOptions())
+
+    def _search_vector(self, query: np.ndarray, options: SearchOptions, banned: Sequence[int] = ()) -> SearchResult:
         check_page(options)
         snap = self._snapshots.current
-        return SearchResult(self._vectors.page(snap, query, options), options.k, options.offset, snap.generation)
+        page = self._vectors.page(snap, query, options, banned_keys=banned)
+        return SearchResult(page, options.k, options.offset, snap.generation)
+
+    def recommend(
+        self,
+        positive: Sequence[Example | str],
+        negative: Sequence[Example | str] = (),
+        options: SearchOptions | None = None,
+        recommend: RecommendOptions | None = None,
+    ) -> Recommendation:
+        """Items like the positive examples and unlike the negative ones (see :mod:`search.engine.recommend`).
+
+        Args:
+            positive, negative: stored item ids (weight 1) or :class:`Example` s (an item, a raw vector or an
+                image, weighted); either side may be empty, not both.
+            options: paging, filters, ``min_score`` (on the strategy's score), collapsing, exclusions, dedupe.
+            recommend: the strategy, input exclusion, MMR diversity, caps per attribute and grouping.
+
+        Returns:
+            The page (``k`` hits, or ``k`` groups with ``group_by``), and the example ids that were skipped
+            because they name no item or an item without a vector.
+
+        Raises:
+            QueryError: bad options, no examples, no usable example (naming the skipped ids), or examples
+                that cancel each other out.
+        """
+        options = options or SearchOptions()
+        check_page(options)
+        settings = recommend or RecommendOptions()
+        return self._recommender.recommend(self._snapshots.current, positive, negative, options, settings)
 
     def _search_hybrid(self, query: np.ndarray, match: str, options: SearchOptions) -> SearchResult:
         """Fuse the vector and the lexical lists by reciprocal rank, then collapse and page the fused list."""
@@ -268,7 +307,10 @@ class SearchEngine:
         fused = reciprocal_rank_fusion(
             self._vectors.page(snap, query, listed), self._lexical.ranked(match, options, depth), fusion, depth
         )
-        page = collapse(fused.hits, options.collapse_by_product)[options.offset : options.need]
+        ranked = collapse(fused.hits, options.collapse_by_product)
+        if options.dedupe:
+            ranked = dedupe_hits(self.store, ranked)
+        page = ranked[options.offset : options.need]
         if options.explain:
             page = fused.explain(page, self._lexical.matched_fields(match, page))
         return SearchResult(page, options.k, options.offset, snap.generation)

@@ -2,20 +2,22 @@
 
 Filtered vector queries always return ``k`` hits when ``k`` items match: small match sets are scored exactly
 from the store's vectors; larger ones are searched in the snapshot's vector index with the matches as its
-allowed set, widening the search until enough hits are found; exclusions and collapsing by product
-over-fetch until enough distinct hits are found or the catalog is exhausted.
+allowed set, widening the search until enough hits are found; exclusions, collapsing by product and
+dedupe (one item per stored near-duplicate group) over-fetch until enough distinct hits are found or the
+catalog is exhausted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from catalens.indexer.store import CatalogStore
 from catalens.indexer.store.fulltext import TermStats
 from catalens.indexer.vectors.rerank import rerank
+from catalens.search.engine.diversity import first_per_group
 from catalens.search.engine.snapshot import Snapshot
 from catalens.search.engine.types import Explanation, Hit, SearchOptions, _hit, collapse, list_depth
 
@@ -44,28 +46,16 @@ class VectorRetriever:
         self._exact_limit = exact_limit
         self._search_threads = search_threads
 
-    def page(self, snap: Snapshot, query: np.ndarray, options: SearchOptions) -> list[Hit]:
-        """The page of hits ``options`` asks for, best first (``options.mode`` is not looked at)."""
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
-        allowed = None if options.where.is_empty else self._store.matching_keys(options.where)
-        excluded = self._keys_of(options.exclude_ids)
-        if allowed is not None:
-            allowed = np.setdiff1d(allowed, excluded, assume_unique=True)
-        need = options.need
-        if allowed is not None and len(allowed) <= self._exact_limit:
-            hits = self._resolve(self._exact(query, allowed), options, excluded)
-        else:
-            fetch = list_depth(options) + len(excluded)
-            for attempt in range(MAX_WIDENING + 1):
-                ranked, exhaustive = self._approximate(snap, query, fetch, allowed, attempt)
-                hits = self._resolve(ranked, options, excluded)
-                if len(hits) >= need or exhaustive:
-                    break
-                fetch = min(fetch * 4, max(snap.size, 1))
-            else:
-                if allowed is not None:  # an approximate index could not reach enough matches: be exact
-                    hits = self._resolve(self._exact(query, allowed), options, excluded)
-        page = hits[options.offset : need]
+    def page(
+        self, snap: Snapshot, query: np.ndarray, options: SearchOptions, *, banned_keys: Sequence[int] = ()
+    ) -> list[Hit]:
+        """The page of hits ``options`` asks for, best first (``options.mode`` is not looked at).
+
+        Args:
+            banned_keys: items none of whose near-duplicates may appear (with ``options.dedupe``).
+        """
+        listed = self.ranked(snap, query, options, options.need, banned_keys=banned_keys)
+        page = listed.hits[options.offset : options.need]
         if options.explain:
             page = [
                 replace(h, explanation=Explanation("vector", vector_rank=rank, vector_score=h.score))
@@ -73,10 +63,115 @@ class VectorRetriever:
             ]
         return page
 
+    def ranked(
+        self,
+        snap: Snapshot,
+        query: np.ndarray,
+        options: SearchOptions,
+        depth: int,
+        *,
+        banned_keys: Sequence[int] = (),
+        denied: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
+    ) -> RankedList:
+        """At least ``depth`` hits (when there are that many), best first, with their keys.
+
+        Filters, ``exclude_ids``, ``min_score``, collapsing and dedupe apply; ``options``' paging is not looked at.
+
+        Args:
+            banned_keys: items none of whose near-duplicates may appear (with ``options.dedupe``).
+            denied: keys skipped in the index itself (however many: they cost no over-fetching; repeats allowed).
+            excluded: the keys of ``options.exclude_ids`` when the caller has them (see :meth:`keys_of`).
+        """
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        allowed, excluded = self._allowed(options, denied, excluded)
+
+        def resolve(found: Ranked, complete: bool) -> RankedList:
+            listed = self._resolve(found, excluded, complete)
+            return self.shape(listed, options, banned_keys)
+
+        if allowed is not None and len(allowed) <= self._exact_limit:
+            return resolve(self._exact(query, allowed), True)
+        fetch = depth * (4 if options.collapse_by_product or options.dedupe else 1) + len(excluded)
+        for attempt in range(MAX_WIDENING + 1):
+            found, exhaustive = self._approximate(snap, query, fetch, allowed, attempt, denied)
+            listed = resolve(found, exhaustive)
+            if len(listed.hits) >= depth or listed.complete:
+                return listed
+            fetch = min(fetch * 4, max(snap.size, 1))
+        if allowed is not None:  # an approximate index could not reach enough matches: be exact
+            return resolve(self._exact(query, allowed), True)
+        return listed
+
+    def nearest(
+        self,
+        snap: Snapshot,
+        query: np.ndarray,
+        options: SearchOptions,
+        depth: int,
+        denied: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
+    ) -> tuple[Ranked, bool]:
+        """``(key, cosine)`` of at least ``depth`` items (when there are that many), best first, and whether
+        nothing more can be found.
+
+        Filters and ``exclude_ids`` apply; items are not read (see :meth:`resolve`), so the keys of items deleted
+        since the snapshot may be among them; ``denied`` keys are skipped in the index itself.
+        """
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        allowed, excluded = self._allowed(options, denied, excluded)
+        if allowed is not None and len(allowed) <= self._exact_limit:
+            return self._exact(query, allowed), True
+        skip = set(excluded.tolist())
+        fetch = depth + len(skip)
+        for attempt in range(MAX_WIDENING + 1):
+            found, exhaustive = self._approximate(snap, query, fetch, allowed, attempt, denied)
+            found = [pair for pair in found if pair[0] not in skip]
+            if len(found) >= depth or exhaustive:
+                return found, exhaustive
+            fetch = min(fetch * 4, max(snap.size, 1))
+        if allowed is not None:
+            return self._exact(query, allowed), True
+        return found, False
+
+    def resolve(self, ranked: Ranked, complete: bool) -> RankedList:
+        """``ranked`` as hits, leaving out the keys whose items are gone or not indexed."""
+        return self._resolve(ranked, np.zeros(0, dtype=np.int64), complete)
+
+    def shape(self, listed: RankedList, options: SearchOptions, banned_keys: Sequence[int] = ()) -> RankedList:
+        """``listed`` cut at ``options.min_score``, collapsed by product and deduplicated as ``options`` asks."""
+        keys, hits, complete = listed.keys, listed.hits, listed.complete
+        if options.min_score is not None:
+            cut = next((i for i, h in enumerate(hits) if h.score < options.min_score), len(hits))
+            if cut < len(hits):
+                keys, hits, complete = keys[:cut], hits[:cut], True
+        if options.collapse_by_product:
+            kept = collapse_positions(hits)
+            keys, hits = [keys[i] for i in kept], [hits[i] for i in kept]
+        if options.dedupe:
+            kept = dedupe_positions(self._store, keys, banned_keys)
+            keys, hits = [keys[i] for i in kept], [hits[i] for i in kept]
+        return RankedList(keys, hits, complete)
+
+    def _allowed(
+        self, options: SearchOptions, denied: np.ndarray | None, excluded: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """The keys the filter allows (``None``: every key) less the excluded and denied ones; the excluded keys."""
+        allowed = None if options.where.is_empty else self._store.matching_keys(options.where)
+        excluded = self.keys_of(options.exclude_ids) if excluded is None else excluded
+        if allowed is not None:
+            allowed = np.setdiff1d(allowed, excluded, assume_unique=True)
+            if denied is not None and len(denied):
+                allowed = np.setdiff1d(allowed, denied)
+        return allowed, excluded
+
     def _lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._store.vectors_for(keys.tolist())
 
-    def _keys_of(self, ids: Sequence[str]) -> np.ndarray:
+    def keys_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The sorted, unique keys of the items with these ids (unknown ids have none)."""
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
         keys = [item.key for item in self._store.get_items_by_id(ids).values()]
         return np.unique(np.asarray(keys, dtype=np.int64))
 
@@ -89,7 +184,13 @@ class VectorRetriever:
         return [(int(keys[i]), float(scores[i])) for i in order]
 
     def _approximate(
-        self, snap: Snapshot, query: np.ndarray, fetch: int, allowed: np.ndarray | None, attempt: int
+        self,
+        snap: Snapshot,
+        query: np.ndarray,
+        fetch: int,
+        allowed: np.ndarray | None,
+        attempt: int,
+        denied: np.ndarray | None = None,
     ) -> tuple[Ranked, bool]:
         """Top ``fetch`` candidates from the index and the delta; also whether nothing more can be found.
 
@@ -97,10 +198,12 @@ class VectorRetriever:
         """
         found: Ranked = []
         exhaustive = True
+        denied = denied if denied is not None and len(denied) else None
         if snap.index is not None and snap.index_count:
             depth = max(fetch, snap.rerank)
+            hidden = snap.hidden if denied is None else np.union1d(snap.hidden, denied)
             result = snap.index.search(
-                query, depth, allowed=allowed, hidden=snap.hidden, attempt=attempt, threads=self._search_threads
+                query, depth, allowed=allowed, hidden=hidden, attempt=attempt, threads=self._search_threads
             )
             if snap.rerank:  # lossy codes: re-score the candidates with the exact vectors the store keeps
                 ids, scores = rerank(query, result.ids[0], self._lookup)
@@ -112,23 +215,65 @@ class VectorRetriever:
             mask = np.ones(len(snap.delta_keys), dtype=bool)
             if allowed is not None:
                 mask &= np.isin(snap.delta_keys, allowed)
+            if denied is not None:
+                mask &= ~np.isin(snap.delta_keys, denied)
             scores = snap.delta_vectors[mask] @ query
             found.extend(zip(snap.delta_keys[mask].tolist(), scores.tolist(), strict=True))
         found.sort(key=lambda pair: -pair[1])
         return found[:fetch], exhaustive
 
-    def _resolve(self, ranked: Ranked, options: SearchOptions, excluded: np.ndarray) -> list[Hit]:
+    def _resolve(self, ranked: Ranked, excluded: np.ndarray, complete: bool) -> RankedList:
         items = self._store.get_items(key for key, _ in ranked)
         skip = set(excluded.tolist())
+        keys: list[int] = []
         hits: list[Hit] = []
         for key, score in ranked:
             item = items.get(key)
             if item is None or item.status != "indexed" or key in skip:
                 continue  # deleted since the snapshot was taken
-            if options.min_score is not None and score < options.min_score:
-                break
+            keys.append(key)
             hits.append(_hit(item, score))
-        return collapse(hits, options.collapse_by_product)
+        return RankedList(keys, hits, complete)
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """Hits best first with their item keys, and whether nothing beyond them can be found."""
+
+    keys: list[int]
+    hits: list[Hit]
+    complete: bool
+
+
+def collapse_positions(hits: Sequence[Hit]) -> list[int]:
+    """Positions of the hits :func:`collapse` keeps (each product's best; items without a product stand alone)."""
+    seen: set[str] = set()
+    kept = []
+    for position, hit in enumerate(hits):
+        if hit.product_id:
+            if hit.product_id in seen:
+                continue
+            seen.add(hit.product_id)
+        kept.append(position)
+    return kept
+
+
+def dedupe_positions(store: CatalogStore, keys: Sequence[int], banned_keys: Iterable[int] = ()) -> list[int]:
+    """Positions of ``keys`` to keep so that each stored near-duplicate group shows once (its best-ranked item).
+
+    Args:
+        banned_keys: items none of whose near-duplicates may be kept (a recommendation's inputs).
+    """
+    banned = list(banned_keys)
+    groups = store.duplicates.group_of([*keys, *banned])
+    return first_per_group(keys, groups, {groups[k] for k in banned if k in groups})
+
+
+def dedupe_hits(store: CatalogStore, hits: list[Hit]) -> list[Hit]:
+    """``hits`` with one item per near-duplicate group (keys looked up by id: for lists that do not carry them)."""
+    by_id = store.get_items_by_id(h.id for h in hits)
+    keys = [by_id[h.id].key if h.id in by_id else -1 for h in hits]
+    return [hits[i] for i in dedupe_positions(store, keys)]
 
 
 class LexicalRetriever:
@@ -154,6 +299,8 @@ class LexicalRetriever:
     def page(self, match: str, options: SearchOptions) -> list[Hit]:
         """The page of hits ``options`` asks for, explained when it asks."""
         hits = collapse(self.ranked(match, options, list_depth(options)), options.collapse_by_product)
+        if options.dedupe:
+            hits = dedupe_hits(self._store, hits)
         page = hits[options.offset : options.need]
         if options.explain:
             fields_of = self.matched_fields(match, page)

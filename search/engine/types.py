@@ -7,6 +7,8 @@ the HTTP schemas, the CLI and the evaluation code can import it without opening 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -101,6 +103,8 @@ class SearchOptions:
             applies to the cosine similarity of the vector list.
         explain: attach an :class:`Explanation` to every hit.
         fusion: the hybrid fusion settings; ``None`` uses the engine's.
+        dedupe: keep one item per stored near-duplicate group (the best-ranked one; see ``catalens
+            duplicates``), so a page never shows the same photo twice.
     """
 
     k: int = 10
@@ -112,6 +116,7 @@ class SearchOptions:
     mode: SearchMode = "hybrid"
     explain: bool = False
     fusion: Fusion | None = None
+    dedupe: bool = False
 
     @property
     def need(self) -> int:
@@ -166,10 +171,13 @@ class Classification:
     predictions: list[Prediction]
 
 
+#: The :class:`Hit` fields copied from a stored item (``dataclasses.fields`` is slow enough to matter per hit).
+_COPIED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Hit) if f.name not in ("score", "explanation"))
+
+
 def _hit(item: StoredItem, score: float) -> Hit:
     """A hit carrying ``item``'s catalog fields (every :class:`Hit` field the stored item has) and ``score``."""
-    copied = {f.name: getattr(item, f.name) for f in fields(Hit) if f.name not in ("score", "explanation")}
-    return Hit(score=score, **copied)
+    return Hit(score=score, **{name: getattr(item, name) for name in _COPIED_FIELDS})
 
 
 def check_page(options: SearchOptions) -> None:
@@ -193,8 +201,8 @@ def check_page(options: SearchOptions) -> None:
 
 
 def list_depth(options: SearchOptions) -> int:
-    """Hits to rank before collapsing so that a collapsed page is most likely still full."""
-    return options.need * (4 if options.collapse_by_product else 1)
+    """Hits to rank before collapsing (or deduplicating) so that the page is most likely still full."""
+    return options.need * (4 if options.collapse_by_product or options.dedupe else 1)
 
 
 def collapse(hits: list[Hit], by_product: bool) -> list[Hit]:
@@ -210,3 +218,144 @@ def collapse(hits: list[Hit], by_product: bool) -> list[Hit]:
             seen.add(hit.product_id)
         kept.append(hit)
     return kept
+
+
+# -- recommendations -------------------------------------------------------------------------------------------
+
+RecommendStrategy = Literal["average", "best_score"]
+RECOMMEND_STRATEGIES: tuple[RecommendStrategy, ...] = ("average", "best_score")
+#: The most candidates a recommendation may ask to pick from (MMR, caps and groups).
+MAX_CANDIDATES = 10_000
+#: The largest default candidate pool (``max(5 * k, 50)`` up to this).
+DEFAULT_CANDIDATES_CAP = 1_000
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example of a recommendation: a stored item, a raw vector or an image, with a weight (> 0).
+
+    Exactly one of ``item_id``, ``vector`` or ``image`` is set.
+
+    Raises:
+        QueryError: none or several of them set, or a weight that is not a finite number above 0.
+    """
+
+    item_id: str | None = None
+    vector: np.ndarray | None = field(default=None, compare=False)
+    image: Image.Image | None = field(default=None, compare=False)
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        given = sum(x is not None for x in (self.item_id, self.vector, self.image))
+        if given != 1:
+            raise QueryError("an example needs exactly one of an item id, a vector or an image")
+        if not _is_number(self.weight):
+            raise QueryError(f"an example's weight must be a finite number, got {self.weight!r}")
+        if self.weight <= 0:
+            raise QueryError(f"an example's weight must be above 0, got {self.weight:g}")
+
+
+@dataclass(frozen=True)
+class RecommendOptions:
+    """How a recommendation ranks and shapes its list (paging, filters and dedupe are :class:`SearchOptions`).
+
+    Attributes:
+        strategy: ``average`` (one search for ``2·mean(positives) − mean(negatives)``) or ``best_score``
+            (every candidate scored against each example, the best positive against the best negative).
+        exclude_inputs: never return the example items (nor, with ``dedupe``, their near-duplicates).
+        diversity: 0..1, the weight of novelty in MMR reranking (0: pure relevance; MMR's lambda is
+            ``1 - diversity``).
+        candidates: how many of the most relevant items MMR chooses among at each step (``None``:
+            ``max(5 * k, 50)`` up to 1,000). It does not depend on ``offset``, so pages of one ``k`` continue
+            each other.
+        max_per: attribute -> at most this many results per value of it (``{"brand": 2}``); an attribute is a
+            catalog field (``category``, ``product_id``) or else a name in ``attributes``.
+        group_by: an attribute to group the results by; ``k`` and ``offset`` then count groups.
+        group_size: the most hits per group.
+
+    Raises:
+        QueryError: an unknown strategy, a diversity outside 0..1, candidates outside 1..10,000, a cap or a
+            group size below 1, or an empty attribute name.
+    """
+
+    strategy: RecommendStrategy = "average"
+    exclude_inputs: bool = True
+    diversity: float = 0.0
+    candidates: int | None = None
+    max_per: Mapping[str, int] = field(default_factory=dict)
+    group_by: str | None = None
+    group_size: int = 3
+
+    def __post_init__(self) -> None:
+        if self.strategy not in RECOMMEND_STRATEGIES:
+            raise QueryError(
+                f"unknown recommendation strategy {self.strategy!r}; choose one of {', '.join(RECOMMEND_STRATEGIES)}"
+            )
+        if not _is_number(self.diversity) or not 0.0 <= self.diversity <= 1.0:
+            raise QueryError(f"diversity must be a number from 0 to 1, got {self.diversity!r}")
+        if self.candidates is not None and (not _is_int(self.candidates) or not 1 <= self.candidates <= MAX_CANDIDATES):
+            raise QueryError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES:,}, got {self.candidates!r}")
+        for name, cap in self.max_per.items():
+            if not isinstance(name, str) or not name.strip():
+                raise QueryError("a max_per attribute name must be a non-empty string")
+            if not _is_int(cap) or cap < 1:
+                raise QueryError(f"max_per[{name!r}] must be a whole number of at least 1, got {cap!r}")
+        if self.group_by is not None and (not isinstance(self.group_by, str) or not self.group_by.strip()):
+            raise QueryError("group_by must be a non-empty attribute name")
+        if not _is_int(self.group_size) or self.group_size < 1:
+            raise QueryError(f"group_size must be a whole number of at least 1, got {self.group_size!r}")
+
+    def pool(self, k: int) -> int:
+        """The candidates MMR chooses among at each step, for pages of ``k``."""
+        return self.candidates or min(max(5 * k, 50), DEFAULT_CANDIDATES_CAP)
+
+    @property
+    def shaped(self) -> bool:
+        """Whether the list is more than the relevance order: diversified, capped or grouped."""
+        return self.diversity > 0 or bool(self.max_per) or self.group_by is not None
+
+
+def _is_number(value: object) -> bool:
+    """A finite real number (numpy's too), not a boolean."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: object) -> bool:
+    """A whole number (numpy's too), not a boolean."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class SkippedExample:
+    """An example item that could not be used, and why (``"not found"``, or ``"not indexed"`` with the reason)."""
+
+    item_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HitGroup:
+    """The best hits sharing one value of the ``group_by`` attribute."""
+
+    value: str
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A page of recommendations.
+
+    Attributes:
+        hits: the page, best first (empty when grouping: see ``groups``).
+        k, offset: the page asked for (counting groups when grouping).
+        generation: the index generation that answered.
+        skipped: example items that were left out (unknown, or without a vector).
+        groups: the page of groups when ``group_by`` was set, else ``None``.
+    """
+
+    hits: list[Hit]
+    k: int
+    offset: int
+    generation: int | None
+    skipped: list[SkippedExample]
+    groups: list[HitGroup] | None = None
