@@ -33,7 +33,7 @@ from catalens.search.catalog_writer import CatalogWriter
 from catalens.search.engine import SearchEngine
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 from catalens.search.middleware import BodySizeLimit, RequestMetrics
-from catalens.search.routes import classify, items, ops, tags
+from catalens.search.routes import classify, items, ops, recommend, tags
 from catalens.search.routes import search as search_routes
 from catalens.search.security import AccessControl, Rate, RateLimiter
 from catalens.search.security.cors import add_cors
@@ -153,6 +153,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     app.include_router(tags.router)  # before items: POST /v1/items/{id}/tags, where ids may hold slashes
     app.include_router(items.router)
     app.include_router(classify.router)
+    app.include_router(recommend.router)
     _add_error_handlers(app)
     _add_web(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)

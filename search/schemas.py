@@ -96,6 +96,7 @@ class SearchRequest(BaseModel):
     collapse_by_product: bool = False
     mode: SearchMode = Field(default="hybrid", description="vector, lexical or hybrid (both fused by rank)")
     explain: bool = Field(default=False, description="say why each hit was returned")
+    dedupe: bool = Field(default=False, description="one item per stored near-duplicate group")
     exclude_ids: list[str] = Field(
         default_factory=list,
         max_length=1000,

@@ -408,6 +408,7 @@ def test_image_search_form_needs_the_image_and_keeps_its_field_names(service: An
         "attr",
         "mode",
         "explain",
+        "dedupe",
     ]
     assert form["required"] == ["image"]
 
