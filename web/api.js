@@ -105,3 +105,22 @@ export function searchImage(image, fields, signal) {
   }
   return request("v1/search/image", { form, signal });
 }
+
+/** POST /v1/recommend: positive and negative examples (item ids, {id, weight} or {vector, weight}) and options
+ * (k, offset, filters, max_per, group_by, group_size...); answers {hits, skipped, groups, ...}. */
+export function recommend(body, signal) {
+  return request("v1/recommend", { json: body, signal });
+}
+
+/** POST /v1/embed: the store model's vector of a text, or of an image file. */
+export async function embed({ text, image }, signal) {
+  let answer;
+  if (image) {
+    const form = new FormData();
+    form.append("image", image, image.name || "image");
+    answer = await request("v1/embed", { form, signal });
+  } else {
+    answer = await request("v1/embed", { json: { text }, signal });
+  }
+  return answer.vectors[0];
+}

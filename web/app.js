@@ -2,15 +2,17 @@
 // in the URL (history.pushState / replaceState) and renders it; the back button renders the state it
 // returns to.
 
-import { getInfo, getItem } from "./api.js";
+import { getInfo } from "./api.js";
 import { setupKeyForm, takeKeyFromFragment } from "./auth.js";
 import { createCatalog } from "./catalog.js";
-import { debounce, fill, fmt, h, thumb } from "./dom.js";
+import { createChips } from "./chips.js";
+import { debounce, fill, fmt, h } from "./dom.js";
 import { createFilters } from "./filters.js";
 import { createItemView } from "./item.js";
+import { createPicking } from "./picking.js";
 import { createReview } from "./review.js";
 import { describe, fetchPage, gridKeys, renderEmpty, renderPage } from "./results.js";
-import { hasFilters, hasQuery, likeUrl, parseState, searchKey, toUrl } from "./state.js";
+import { hasFilters, hasQuery, lessState, likeUrl, moreState, parseState, recommending, searchKey, toUrl } from "./state.js";
 import { recallImage, rememberImage } from "./uploads.js";
 
 takeKeyFromFragment(); // before the URL is read below: a key given as #key=... never stays in the address
@@ -25,6 +27,8 @@ const ui = {
   pick: $("#pick-image"),
   file: $("#image-file"),
   chips: $("#query-chips"),
+  skipped: $("#skipped"),
+  picking: $("#picking"),
   status: $("#status"),
   error: $("#error"),
   grid: $("#results"),
@@ -48,7 +52,6 @@ let catalog = null;
 let review = null;
 let lastSearch = null;
 let searchController = null;
-let likedTitle = { id: "", title: "" };
 let closingItem = false; // the item view was closed: the history entry we go back to must show no item
 
 const noFilters = { cat: [], min: null, max: null, attr: [] };
@@ -129,52 +132,12 @@ function syncForm(next) {
   if (ui.q.value.trim() !== next.q.trim()) ui.q.value = next.q;
   if (ui.not.value.trim() !== next.not.trim()) ui.not.value = next.not;
   ui.mode.value = next.mode;
-  ui.q.placeholder = next.img || next.like ? "Refine with words, e.g. in red" : "Search products, e.g. red running shoe";
+  ui.mode.disabled = recommending(next); // a recommendation ranks by pictures
+  ui.q.placeholder = next.img || next.like || recommending(next) ? "Refine with words, e.g. in red" : "Search products, e.g. red running shoe";
   const active = next.cat.length + next.attr.length + (next.min !== null || next.max !== null ? 1 : 0);
   ui.filtersSummary.textContent = active ? `Filters (${active})` : "Filters";
   ui.clearFilters.hidden = !active;
-  renderChips(next);
-}
-
-function renderChips(next) {
-  const chips = [];
-  if (next.img) {
-    const image = recallImage(next.img);
-    chips.push(
-      h(
-        "span",
-        { class: "chip" },
-        image ? h("img", { src: URL.createObjectURL(image), alt: "", width: 32, height: 32, on: { load: (e) => URL.revokeObjectURL(e.target.src) } }) : null,
-        "Your image",
-        h("button", { type: "button", class: "chip-remove", "aria-label": "Stop searching with the image", on: { click: () => change({ img: "" }) } }, "×"),
-      ),
-    );
-  }
-  if (next.like) {
-    const title = likedTitle.id === next.like ? likedTitle.title : next.like;
-    chips.push(
-      h(
-        "span",
-        { class: "chip" },
-        thumb(`v1/items/${encodeURIComponent(next.like)}/thumbnail?size=64`, "", 32),
-        "Like ",
-        h("strong", { class: "liked-title" }, title),
-        h("button", { type: "button", class: "chip-remove", "aria-label": "Stop searching for similar items", on: { click: () => change({ like: "" }) } }, "×"),
-      ),
-    );
-    if (likedTitle.id !== next.like) {
-      const id = next.like;
-      getItem(id).then(
-        (item) => {
-          likedTitle = { id, title: item.title || id };
-          const shown = ui.chips.querySelector(".liked-title");
-          if (shown && state.like === id) shown.textContent = likedTitle.title;
-        },
-        () => {}, // the search itself reports an unknown item
-      );
-    }
-  }
-  fill(ui.chips, chips);
+  chips.render(next);
 }
 
 function showError(message, retry) {
@@ -218,6 +181,7 @@ async function runSearch(target) {
   const controller = new AbortController();
   searchController = controller;
   clearError();
+  chips.showSkipped([]);
   if (!hasQuery(target) && !hasFilters(target)) {
     renderLanding();
     return;
@@ -236,8 +200,9 @@ async function runSearch(target) {
   try {
     const page = await fetchPage(target, image, controller.signal);
     if (controller !== searchController) return;
-    if (page.hits.length) renderPage(ui.grid, ui.pager, target, page);
+    if (page.hits.length) renderPage(ui.grid, ui.pager, target, page, picking.picked);
     else renderEmpty(ui.grid, ui.pager, target, () => change(noFilters));
+    chips.showSkipped(page.skipped || []);
     ui.status.textContent = describe(target, page);
   } catch (error) {
     if (error.name === "AbortError" || controller !== searchController) return;
@@ -256,8 +221,22 @@ async function runSearch(target) {
   }
 }
 
+const chips = createChips(ui.chips, ui.skipped, { change: (fields) => change(fields) });
+const picking = createPicking(ui.grid, ui.picking, {
+  onMore: (ids) => pickedUsed(moreState(state, ids)),
+  onLess: (ids) => pickedUsed(lessState({ ...state, q: ui.q.value, not: ui.not.value }, ids)),
+  remember: chips.remember,
+});
+
+/** The picked items became examples: show the new results, and move focus there (the picking bar is gone). */
+function pickedUsed(next) {
+  go(next);
+  requestAnimationFrame(() => ui.resultsHeading.focus());
+}
+
 const itemView = createItemView(ui.dialog, {
   labels: () => (info?.facets.category || []).map((f) => f.value),
+  categories: () => info?.facets.category || null,
   itemHref: (id) => toUrl({ ...state, item: id }),
   likeHref,
   onClose() {

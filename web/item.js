@@ -1,14 +1,12 @@
 // The item view: a modal dialog with the large image, the catalog fields, what the indexer learnt from the
 // pixels (caption, tags, text found by OCR), zero-shot labels against the store's categories, and similar
-// items. Accepted tags of tagging runs show as attributes, the ones waiting for review as suggestions.
+// items (with a brand toggle), and "complete the look" from other categories (look.js). Accepted tags of tagging runs show as attributes, the ones waiting for review as suggestions.
 // Escape, the close button or a click outside closes it.
 
-import { ApiError, classify, getItem, getSimilar } from "./api.js";
+import { ApiError, classify, getItem } from "./api.js";
 import { retryWithKey } from "./auth.js";
 import { fieldLabel, fill, fmt, h } from "./dom.js";
-import { card } from "./results.js";
-
-const SIMILAR = 8;
+import { createStrips } from "./look.js";
 
 function section(title, ...body) {
   return h("section", { class: "item-section" }, h("h3", {}, title), ...body);
@@ -93,10 +91,11 @@ function bars(predictions) {
 
 /**
  * @param {HTMLDialogElement} dialog
- * @param {{labels: () => string[], itemHref: (id: string) => string, likeHref: (id: string) => string,
- *          onClose: () => void}} hooks
+ * @param {{labels: () => string[], categories: () => object[] | null, itemHref: (id: string) => string,
+ *          likeHref: (id: string) => string, onClose: () => void}} hooks
  */
 export function createItemView(dialog, hooks) {
+  const strips = createStrips(hooks);
   const body = h("div", { class: "item-content" });
   const close = h("button", { type: "button", class: "close", "aria-label": "Close item view", on: { click: () => dialog.close() } }, "×");
   fill(dialog, h("div", { class: "item-frame" }, close, body));
@@ -132,7 +131,8 @@ export function createItemView(dialog, hooks) {
     }
     const title = item.title || item.id;
     const labelsOut = h("div", { class: "labels", "aria-live": "polite" }, h("p", { class: "hint" }, "Labelling…"));
-    const similarGrid = h("ul", { class: "grid compact", "aria-label": "Similar items" });
+    const [similarSection, similar] = strips.similar(item, signal);
+    const [lookSection, look] = item.status === "indexed" ? strips.look(item, signal) : [null, null];
     fill(
       body,
       h("h2", { id: "item-title" }, title),
@@ -154,7 +154,8 @@ export function createItemView(dialog, hooks) {
           section("Zero-shot labels", labelsOut),
         ),
       ),
-      section("Similar items", similarGrid),
+      similarSection,
+      lookSection,
     );
     dialog.removeAttribute("aria-busy");
     const labels = hooks.labels();
@@ -165,14 +166,7 @@ export function createItemView(dialog, hooks) {
             (error) => error.name !== "AbortError" && fill(labelsOut, h("p", { class: "error" }, error.message)),
           )
         : fill(labelsOut, h("p", { class: "hint" }, "The store has fewer than two categories to choose from."));
-    const similar = getSimilar(item.id, { k: SIMILAR }, signal).then(
-      (answer) =>
-        answer.hits.length
-          ? fill(similarGrid, answer.hits.map((hit) => card(hit, { itemHref: hooks.itemHref, likeHref: hooks.likeHref, compact: true })))
-          : fill(similarGrid, h("li", { class: "hint" }, "No similar items.")),
-      (error) => error.name !== "AbortError" && fill(similarGrid, h("li", { class: "error" }, error.message)),
-    );
-    await Promise.all([labelling, similar]);
+    await Promise.all([labelling, similar, look]);
   }
 
   return {

@@ -2,19 +2,23 @@
 
 import { getSimilar, searchCombined, searchImage, searchText } from "./api.js";
 import { fill, fmt, h, marked, thumb, thumbnailUrl } from "./dom.js";
-import { filterBody, filterParams, hasFilters, likeUrl, toUrl } from "./state.js";
+import { createRecommender, describeExamples } from "./recommend.js";
+import { browseText, filterBody, filterParams, hasFilters, lessState, likeUrl, recommending, toUrl } from "./state.js";
 
 const THUMB = 256;
+const fetchRecommendation = createRecommender();
 
 /**
  * Fetch one page of results for a state.
  * A text-only query uses GET /v1/search (cacheable, shareable); words to avoid or a stored item use the
  * combined POST /v1/search; an uploaded image uses POST /v1/search/image; "more like this" alone uses
- * /similar. Filters without a query browse: the chosen category or attribute names are the query.
+ * /similar. Filters without a query browse: the chosen category or attribute names are the query. A state with
+ * examples (?more=, ?less=) is a recommendation: POST /v1/recommend (recommend.js).
  * One extra hit is asked for to know whether a next page exists; the item "more like this" starts from is
  * excluded by the service (/similar and exclude_ids), so pages never repeat or skip a hit.
  */
 export async function fetchPage(state, image, signal) {
+  if (recommending(state)) return fetchRecommendation(state, image, signal);
   const k = state.k + 1;
   const offset = (state.page - 1) * state.k;
   const q = state.q.trim();
@@ -42,12 +46,6 @@ export async function fetchPage(state, image, signal) {
   return { hits: hits.slice(0, state.k), more: hits.length > state.k, offset };
 }
 
-/** Browsing by filters alone ranks the matching items by how well they fit the filter words. */
-function browseText(state) {
-  const words = [...state.cat, ...state.attr.map((pair) => pair.slice(pair.indexOf(":") + 1))];
-  return words.join(" ") || "product";
-}
-
 /** What the status line says about a finished search. */
 export function describe(state, page) {
   const what = [];
@@ -55,6 +53,7 @@ export function describe(state, page) {
   if (state.like) what.push("items like the chosen one");
   if (state.q.trim()) what.push(`“${state.q.trim()}”`);
   if (state.not.trim()) what.push(`without “${state.not.trim()}”`);
+  what.push(...describeExamples(state));
   const filters = state.cat.length + state.attr.length + (state.min !== null || state.max !== null ? 1 : 0);
   const scope = what.length ? ` for ${what.join(", ")}` : " in the chosen filters";
   const filtered = filters && what.length ? `, ${filters} filter${filters > 1 ? "s" : ""}` : "";
@@ -94,13 +93,18 @@ function explanation(hit) {
   );
 }
 
-/** One result card. `itemHref` and `likeHref` build the links of the item view and "more like this". */
-export function card(hit, { itemHref, likeHref, compact = false }) {
+/**
+ * One result card. `itemHref`, `likeHref` and `lessHref` build the links of the item view, "more like this"
+ * and "less like this"; `picked` (a set of ids) adds a checkbox to pick the card for "more like these".
+ */
+export function card(hit, { itemHref, likeHref, lessHref, picked, compact = false }) {
   const title = hit.title || hit.id;
   const scoreText = `Score ${fmt.score(hit.score)}`;
+  const chosen = Boolean(picked?.has(hit.id));
   return h(
     "li",
-    { class: "card", dataset: { id: hit.id } },
+    { class: chosen ? "card picked" : "card", dataset: { id: hit.id, title } },
+    picked ? h("input", { type: "checkbox", class: "pick", checked: chosen, "aria-label": `Pick ${title}`, title: "Pick for “more like these” (or long-press the card)" }) : null,
     h(
       "a",
       { class: "card-link", href: itemHref(hit.id), dataset: { route: "", item: hit.id }, title: compact ? title : scoreText },
@@ -118,16 +122,18 @@ export function card(hit, { itemHref, likeHref, compact = false }) {
       "p",
       { class: "card-actions" },
       h("a", { class: "more", href: likeHref(hit.id), dataset: { route: "" }, "aria-label": `More like this: ${title}` }, "More like this"),
+      lessHref ? h("a", { class: "less", href: lessHref(hit.id), dataset: { route: "" }, "aria-label": `Less like this: ${title}` }, "Less like this") : null,
     ),
     compact ? null : explanation(hit),
   );
 }
 
-/** Render a page of hits into the grid, and the pager links. */
-export function renderPage(grid, pager, state, page) {
+/** Render a page of hits into the grid, and the pager links; `picked` is the set of picked ids. */
+export function renderPage(grid, pager, state, page, picked) {
   const itemHref = (id) => toUrl({ ...state, item: id });
   const likeHref = (id) => likeUrl(state, id);
-  fill(grid, page.hits.map((hit) => card(hit, { itemHref, likeHref })));
+  const lessHref = (id) => toUrl(lessState(state, [id]));
+  fill(grid, page.hits.map((hit) => card(hit, { itemHref, likeHref, lessHref, picked })));
   const links = [];
   if (state.page > 1) {
     links.push(h("a", { href: toUrl({ ...state, page: state.page - 1, item: "" }), dataset: { route: "" }, rel: "prev" }, "← Previous"));
