@@ -63,6 +63,14 @@ def register_recommend(commands: Commands) -> None:
     recommend.add_argument("--group-size", type=positive_int, default=3, help="results per group (default 3)")
     recommend.add_argument("--dedupe", action="store_true", help="one item per stored near-duplicate group")
     recommend.add_argument("--include-inputs", action="store_true", help="the example items may be returned")
+    recommend.add_argument(
+        "--session",
+        nargs="?",
+        const=3.0,
+        type=finite_float,
+        metavar="HALF_LIFE",
+        help="the IDs are a shopper's recent views, latest first: weigh them 0.5^(i/HALF_LIFE) (default 3 views)",
+    )
     add_result_options(recommend)
     recommend.set_defaults(handler=run_recommend)
 
@@ -98,7 +106,14 @@ def examples(args: argparse.Namespace) -> tuple[list[Example], list[Example]]:
         raise QueryError(f"--weight names {', '.join(unknown)}, which is neither an ID nor a --negative")
     if not (args.ids or args.negative or args.image):
         raise QueryError("give at least one example: an ID, an --image or a --negative")
-    positive = [Example(item_id=i, weight=weights.get(i, 1.0)) for i in args.ids]
+    if args.session is not None:
+        from catalens.search.engine import recency_weights
+
+        if weights:
+            raise QueryError("--session weighs the IDs by recency: leave out --weight")
+        ids = list(dict.fromkeys(args.ids))  # viewed twice: counts once, at its latest view
+        weights = dict(zip(ids, recency_weights(len(ids), args.session), strict=True))
+    positive = [Example(item_id=i, weight=weights.get(i, 1.0)) for i in dict.fromkeys(args.ids)]
     positive += [Example(image=read_image(path)) for path in args.image]
     negative = [Example(item_id=i, weight=weights.get(i, 1.0)) for i in args.negative]
     return positive, negative

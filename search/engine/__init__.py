@@ -9,7 +9,7 @@ Modules, one concern each: ``types`` (queries, options, hits, results), ``snapsh
 query searches, and its refresh), ``model_access`` (the model and the lock around its forward passes),
 ``embedding`` (query parts to a vector), ``retrieval`` (the vector and the lexical lists), ``fusion`` (hybrid
 ranking), ``classification`` (zero-shot labels), ``recommend`` (more like these, less like those),
-``diversity`` (MMR, caps per attribute, grouping, near-duplicate removal) and ``facade``
+``diversity`` (MMR, caps per attribute, grouping, near-duplicate removal), ``session`` (recency weights) and ``facade``
 (:class:`SearchEngine`, which composes them).
 """
 
@@ -23,6 +23,7 @@ from catalens.search.engine.fusion import FusedRanking, fusion_depth, reciprocal
 from catalens.search.engine.model_access import ModelGate
 from catalens.search.engine.recommend import Recommender
 from catalens.search.engine.retrieval import EXACT_FILTER_LIMIT, MAX_WIDENING, LexicalRetriever, VectorRetriever
+from catalens.search.engine.session import DEFAULT_HALF_LIFE, recency_weights, session_examples
 from catalens.search.engine.snapshot import Snapshot, Snapshots
 from catalens.search.engine.types import (
     MAX_CANDIDATES,
@@ -46,6 +47,7 @@ from catalens.search.engine.types import (
 )
 
 __all__ = [
+    "DEFAULT_HALF_LIFE",
     "DEFAULT_TEMPLATES",
     "EXACT_FILTER_LIMIT",
     "MAX_CANDIDATES",
@@ -83,4 +85,6 @@ __all__ = [
     "fusion_depth",
     "raw_query_vector",
     "reciprocal_rank_fusion",
+    "recency_weights",
+    "session_examples",
 ]

@@ -83,3 +83,17 @@ def test_malformed_options_are_usage_errors(store: str, capsys: Any, argv: list[
     with pytest.raises(SystemExit) as exited:
         main(["recommend", "--store", store, "sku-01", *argv])
     assert exited.value.code == EXIT_USAGE and argv[0] in capsys.readouterr().err
+
+
+def test_session_weighs_recent_views_like_explicit_weights(store: str, capsys: Any) -> None:
+    # Latest first, a repeat counted once at its latest view: sku-01 weighs 1, sku-02 0.5 with a half-life of 1.
+    code, session, _ = run(capsys, "--store", store, "sku-01", "sku-02", "sku-01", "--session", "1", "--json")
+    assert code == EXIT_OK
+    code, weighted, _ = run(
+        capsys, "--store", store, "sku-01", "sku-02", "--weight", "sku-01", "1", "--weight", "sku-02", "0.5", "--json"
+    )
+    assert code == EXIT_OK and json.loads(session) == json.loads(weighted)
+    code, flipped, _ = run(capsys, "--store", store, "sku-02", "sku-01", "--session", "1", "--json")
+    assert json.loads(flipped)["hits"] != json.loads(session)["hits"]  # the order of the views matters
+    code, _, err = run(capsys, "--store", store, "sku-01", "--session", "0")
+    assert code == EXIT_INPUT and "half-life" in err
