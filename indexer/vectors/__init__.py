@@ -1,12 +1,20 @@
 """Vector indexes: one interface (:class:`VectorIndex`) for everything a vector search backend does.
 
 ``base`` holds the interface, ``registry`` the backends by name and the factory-string grammar,
-``faiss_backend`` the FAISS implementation (the only module that imports faiss, loaded on first use).
+``faiss_backend`` the FAISS implementation and ``faiss_native`` its view of FAISS's index objects (the only two
+modules that import faiss, loaded on first use).
 """
 
 from __future__ import annotations
 
-from catalens.indexer.vectors.base import TRAIN_SAMPLE_MAX, VectorChunks, VectorIndex, VectorSearch, training_sample
+from catalens.indexer.vectors.base import (
+    TRAIN_SAMPLE_MAX,
+    RangeSearch,
+    VectorChunks,
+    VectorIndex,
+    VectorSearch,
+    training_sample,
+)
 from catalens.indexer.vectors.errors import UnknownIndexBackendError, VectorIndexError
 from catalens.indexer.vectors.registry import (
     DEFAULT_FACTORY,
@@ -22,6 +30,7 @@ __all__ = [
     "DEFAULT_FACTORY",
     "TRAIN_SAMPLE_MAX",
     "IndexRegistry",
+    "RangeSearch",
     "UnknownIndexBackendError",
     "VectorChunks",
     "VectorIndex",

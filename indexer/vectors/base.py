@@ -43,6 +43,21 @@ class VectorSearch(NamedTuple):
     exhaustive: bool
 
 
+class RangeSearch(NamedTuple):
+    """Every vector scoring at least a threshold against each query, in FAISS's compressed-row layout.
+
+    Attributes:
+        lims: ``(queries + 1,)`` int64; query ``i``'s matches are ``scores[lims[i]:lims[i + 1]]`` and
+            ``ids[lims[i]:lims[i + 1]]``, in no particular order.
+        scores: float32 inner products as the index computes them (approximate for a lossy index).
+        ids: int64 item keys.
+    """
+
+    lims: np.ndarray
+    scores: np.ndarray
+    ids: np.ndarray
+
+
 class SearchKnob(NamedTuple):
     """The one search-time setting that trades speed for recall, and the values worth trying, cheapest first.
 
@@ -172,6 +187,45 @@ class VectorIndex(ABC):
         Returns:
             Scores, ids and whether the search was exhaustive (see :class:`VectorSearch`).
         """
+
+    def range_search(self, queries: np.ndarray, threshold: float, *, threads: int | None = None) -> RangeSearch:
+        """Every vector whose inner product with a query is at least ``threshold`` (as far as the index finds).
+
+        This default asks :meth:`search` for the best few and asks again, four times wider, for the queries
+        whose last result still reached the threshold; backends with a native range search override it.
+
+        Args:
+            queries: ``(dim,)`` or ``(n, dim)`` float32 unit vectors.
+            threshold: the lowest inner product returned.
+            threads: as for :meth:`search`.
+        """
+        matrix = as_query_matrix(queries)
+        rows: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.float32), np.zeros(0, np.int64))] * len(matrix)
+        pending, k = np.arange(len(matrix)), 64
+        while len(pending):
+            found = self.search(matrix[pending], min(k, self.size), threads=threads)
+            keep = (found.ids >= 0) & (found.scores >= threshold)
+            for row, query in enumerate(pending):
+                rows[query] = (found.scores[row][keep[row]], found.ids[row][keep[row]])
+            full = keep.all(axis=1) if found.ids.shape[1] else np.zeros(len(pending), dtype=bool)
+            pending = pending[full] if k < self.size else pending[:0]
+            k *= 4
+        lims = np.concatenate([[0], np.cumsum([len(ids) for _, ids in rows])]).astype(np.int64)
+        scores = np.concatenate([s for s, _ in rows]) if rows else np.zeros(0, np.float32)
+        ids = np.concatenate([i for _, i in rows]) if rows else np.zeros(0, np.int64)
+        return RangeSearch(lims, scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False))
+
+    def stored_vectors(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The exact vectors held under ``keys``, read from the index's own storage, or ``None`` when it keeps none.
+
+        Lets the query side score or compare candidates without reading their vectors back from SQLite (a
+        recommendation's candidates, MMR's pool). Indexes that store only lossy codes (or cannot address a
+        vector by key) return ``None``, and so does this default: callers then read the store.
+
+        Returns:
+            ``(keys found, (n, dim) float32 vectors)``; keys the index does not hold are left out.
+        """
+        return None
 
     @abstractmethod
     def save(self, path: Path) -> None:

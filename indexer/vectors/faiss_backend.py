@@ -9,8 +9,7 @@ and adding run there and the result is copied back to the CPU for saving. The fi
 
 from __future__ import annotations
 
-import math
-import re
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -20,6 +19,7 @@ import numpy as np
 
 from catalens.indexer.errors import IndexBuildError
 from catalens.indexer.vectors.base import (
+    RangeSearch,
     SearchKnob,
     VectorChunks,
     VectorIndex,
@@ -28,6 +28,17 @@ from catalens.indexer.vectors.base import (
     training_sample,
 )
 from catalens.indexer.vectors.errors import VectorIndexError
+from catalens.indexer.vectors.faiss_native import (
+    inner_index,
+    ivf_of,
+    last_line,
+    make_index,
+    refine_of,
+    search_params,
+    stores_full_vectors,
+    to_gpu,
+    train_on_gpu,
+)
 from catalens.indexer.vectors.filtered import KeyPositions, exact_top, filtered_ef, use_exact
 
 #: ``k_factor`` values the tuning tries for refined indexes (candidates re-scored by the refine codes, per result).
@@ -57,10 +68,11 @@ class FaissIndex(VectorIndex):
         self._index = index
         self._factory = factory
         self._positions: KeyPositions | None = None  # keys to storage rows, made on the first filtered search
+        self._flat: tuple[KeyPositions, Any] | None = None  # the positions and the flat storage stored_vectors read
 
     @classmethod
     def create(cls, factory: str, dim: int) -> Self:
-        return cls(_make(factory, dim), factory)
+        return cls(make_index(factory, dim), factory)
 
     @classmethod
     def load(cls, path: Path, factory: str) -> Self:
@@ -85,18 +97,18 @@ class FaissIndex(VectorIndex):
     @property
     def exact_scores(self) -> bool:
         """Full float vectors (``Flat``, ``HNSW..``, ``IVF..,Flat`` without a transform) score exactly."""
-        return _stores_full_vectors(self._index)
+        return stores_full_vectors(self._index)
 
     def search_knob(self) -> SearchKnob | None:
         """``nprobe`` (powers of two up to the number of lists) for IVF, ``efSearch`` for HNSW graphs."""
-        if _refine_of(self._index) is not None and _ivf_of(self._index) is None:
+        if refine_of(self._index) is not None and ivf_of(self._index) is None:
             return SearchKnob("k_factor", REFINE_K_FACTORS)
-        ivf = _ivf_of(self._index)
+        ivf = ivf_of(self._index)
         if ivf is not None:
             lists = int(ivf.nlist)
             values = [2**i for i in range(lists.bit_length()) if 2**i < lists] + [lists]
             return SearchKnob("nprobe", tuple(values))
-        if isinstance(_inner(self._index), faiss.IndexHNSW):
+        if isinstance(inner_index(self._index), faiss.IndexHNSW):
             return SearchKnob("efSearch", HNSW_EF_VALUES)
         return None
 
@@ -107,11 +119,11 @@ class FaissIndex(VectorIndex):
                 reason = f"{name}={value} is not a search setting of this index"
                 raise VectorIndexError(self._factory, "configure", reason)
             if name == "nprobe":
-                _ivf_of(self._index).nprobe = min(int(value), int(_ivf_of(self._index).nlist))
+                ivf_of(self._index).nprobe = min(int(value), int(ivf_of(self._index).nlist))
             elif name == "k_factor":
-                _refine_of(self._index).k_factor = float(value)
+                refine_of(self._index).k_factor = float(value)
             else:
-                _inner(self._index).hnsw.efSearch = int(value)
+                inner_index(self._index).hnsw.efSearch = int(value)
 
     @property
     def native(self) -> faiss.Index:
@@ -123,11 +135,11 @@ class FaissIndex(VectorIndex):
         self._positions = None
         try:
             if gpu_count() > 0:
-                self._index = _train_on_gpu(self._index, sample)
+                self._index = train_on_gpu(self._index, sample)
             else:
                 self._index.train(sample)
         except RuntimeError as e:
-            raise IndexBuildError(self._factory, f"training on {len(sample)} vectors failed: {_last_line(e)}") from e
+            raise IndexBuildError(self._factory, f"training on {len(sample)} vectors failed: {last_line(e)}") from e
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         keys, matrix = self._checked(ids, vectors)
@@ -135,7 +147,7 @@ class FaissIndex(VectorIndex):
         try:
             self._index.add_with_ids(matrix, keys)
         except RuntimeError as e:
-            raise VectorIndexError(self._factory, "add", _last_line(e)) from e
+            raise VectorIndexError(self._factory, "add", last_line(e)) from e
 
     def build(self, chunks: VectorChunks, count: int, *, seed: int = 0) -> None:
         """Train and add on the GPUs when faiss has any (one copy there for all chunks), else on the CPU."""
@@ -143,7 +155,7 @@ class FaissIndex(VectorIndex):
             self.train(training_sample(chunks, count, seed))
         self._positions = None
         index = self._index
-        target = _to_gpu(index) if gpu_count() > 0 else index
+        target = to_gpu(index) if gpu_count() > 0 else index
         for ids, vectors in chunks():
             target.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids))
         self._index = faiss.index_gpu_to_cpu(target) if target is not index else index
@@ -183,19 +195,59 @@ class FaissIndex(VectorIndex):
             # pass whose OpenMP workers still spin, a second FAISS thread team fighting them for the cores made
             # text queries ~3 ms slower on 2 cores (measured): the engine asks for 1.
             faiss.omp_set_num_threads(threads)
-        if _refine_of(self._index) is not None:
+        if refine_of(self._index) is not None:
             return self._search_then_filter(matrix, n, allowed, hidden, attempt)
         if allowed is not None and self._scores_allowed_exactly(len(allowed), n):
             return self._search_allowed(matrix, n, np.setdiff1d(allowed, hidden))
-        params, complete = _search_params(self._index, allowed, hidden, n, attempt)
+        params, complete = search_params(self._index, allowed, hidden, n, attempt)
         scores, ids = self._raw_search(matrix, n, params)
         short = bool(np.all((ids >= 0).sum(axis=1) < n))
         return VectorSearch(scores, ids, complete and (short or n >= size))
 
+    def range_search(self, queries: np.ndarray, threshold: float, *, threads: int | None = None) -> RangeSearch:
+        """FAISS's own range search (tuned ``nprobe``); the k-NN default for HNSW graphs and where FAISS has none.
+
+        FAISS 1.15's HNSW range search aborts the process once the queries span more than one of its interrupt
+        checks (1e8 / (levels x dim x efSearch) queries: 763 at 512-d, efSearch 64). Behind a PCA step the index
+        compares squared L2 distances: cosine ``t`` is distance ``2 - 2t``.
+        """
+        graph = inner_index(self._index)
+        graph = faiss.downcast_index(graph.index) if isinstance(graph, faiss.IndexPreTransform) else graph
+        l2 = self._index.metric_type == faiss.METRIC_L2
+        if not isinstance(graph, faiss.IndexHNSW):
+            if threads is not None:
+                faiss.omp_set_num_threads(threads)
+            with contextlib.suppress(RuntimeError):  # an index type FAISS has no range search for
+                radius = 2 - 2 * threshold if l2 else threshold
+                lims, scores, ids = self._index.range_search(as_query_matrix(queries), radius)
+                scores = 1.0 - scores / 2.0 if l2 else scores
+                return RangeSearch(lims.astype(np.int64), scores.astype(np.float32), ids.astype(np.int64))
+        return super().range_search(queries, threshold, threads=threads)
+
+    def stored_vectors(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows of a ``Flat`` index or an HNSW graph's flat storage, through the id map (60 keys: 0.03 ms, against
+        1 ms from SQLite); ``None`` for codes, transforms and IVF (whose lists cannot be addressed by key)."""
+        lib: Any = faiss  # rev_swig_ptr and the SWIG attributes are not in faiss's type stubs
+        flat = self._flat
+        if flat is None or flat[0] is not self._positions:  # made again with the key map (after changes)
+            inner = inner_index(self._index)
+            if inner is self._index or not stores_full_vectors(self._index):
+                return None
+            storage = lib.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+            if not isinstance(storage, faiss.IndexFlat):
+                return None
+            if self._positions is None:  # a benign race between threads: both make the same map
+                self._positions = KeyPositions(lib.vector_to_array(lib.downcast_index(self._index).id_map))
+            flat = self._flat = (self._positions, storage)
+        positions, storage = flat
+        found, rows = positions.rows(np.ascontiguousarray(keys, dtype=np.int64).reshape(-1))
+        every = lib.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)  # a view of the vectors, no copy
+        return found, every.reshape(-1, self.dim)[rows]  # fancy indexing copies the rows out
+
     def _scores_allowed_exactly(self, allowed: int, k: int) -> bool:
         """An HNSW graph over full vectors, and an allowed set small enough (:func:`filtered.use_exact`)."""
-        inner = _inner(self._index)
-        if inner is self._index or not isinstance(inner, faiss.IndexHNSW) or not _stores_full_vectors(self._index):
+        inner = inner_index(self._index)
+        if inner is self._index or not isinstance(inner, faiss.IndexHNSW) or not stores_full_vectors(self._index):
             return False
         if self._index.metric_type != faiss.METRIC_INNER_PRODUCT:
             return False
@@ -205,7 +257,7 @@ class FaissIndex(VectorIndex):
         """The allowed keys scored exactly from the graph's stored vectors: exhaustive over them."""
         lib: Any = faiss  # swig_ptr, the distance kernels and the SWIG attributes are not in faiss's type stubs
         mapped: Any = self._index
-        storage: Any = lib.downcast_index(_inner(mapped).storage)
+        storage: Any = lib.downcast_index(inner_index(mapped).storage)
         positions = self._positions
         if positions is None:  # a benign race between threads: both make the same map
             positions = self._positions = KeyPositions(lib.vector_to_array(mapped.id_map))
@@ -267,154 +319,3 @@ class FaissIndex(VectorIndex):
             reason = f"expected {len(keys)} vectors of {self.dim} dimensions, got shape {matrix.shape}"
             raise VectorIndexError(self._factory, "add", reason)
         return keys, matrix
-
-
-def _make(factory: str, dim: int) -> faiss.Index:
-    factory = factory.strip()
-    if not factory:
-        raise IndexBuildError(factory, "the factory string is empty (try Flat, HNSW32 or IVF1024,PQ64)")
-    try:
-        index = _reduced_refine(factory, int(dim)) or faiss.index_factory(int(dim), factory, _metric_for(factory))
-    except RuntimeError as e:
-        raise IndexBuildError(factory, f"FAISS does not understand it ({_last_line(e)})") from e
-    if _ivf_of(index) is not None and _refine_of(index) is None:
-        return index
-    # IndexIDMap (an id array, 8 bytes a vector), not IndexIDMap2 (adds a hash map: ~40 more bytes a vector)
-    return faiss.IndexIDMap(index)
-
-
-_REDUCED_REFINE = re.compile(r"^(PCAR?)(\d+)\s*,\s*(.+,\s*Refine\(.+\))$", re.IGNORECASE)
-
-
-def _reduced_refine(factory: str, dim: int) -> faiss.Index | None:
-    """``PCA{R}p,BASE,Refine(CODES)`` with the refine codes in the reduced ``p`` dimensions, else ``None``.
-
-    FAISS's own factory applies a trailing ``Refine(...)`` to the input vectors: SQ8 refine codes of 512-d
-    vectors cost 512 bytes each, more than the index they refine. After a PCA step catalens refines in the
-    reduced space instead (``p`` bytes for SQ8), which is what the step is for; the exact vectors the store
-    keeps then re-rank the best few (:mod:`.rerank`).
-    """
-    match = _REDUCED_REFINE.match(factory.strip())
-    if match is None:
-        return None
-    kind, reduced, rest = match.group(1).upper(), int(match.group(2)), match.group(3)
-    if not 0 < reduced < dim:
-        return None
-    lib: Any = faiss  # the SWIG objects' ownership attributes are not in faiss's type stubs
-    inner: Any = lib.index_factory(reduced, rest, faiss.METRIC_L2)
-    pca: Any = lib.PCAMatrix(dim, reduced, 0.0, kind == "PCAR")
-    wrapped: Any = lib.IndexPreTransform(pca, inner)
-    wrapped.own_fields = True  # the C++ object frees the transform and the index with itself
-    inner.this.disown()
-    pca.this.disown()
-    return wrapped
-
-
-def _metric_for(factory: str) -> int:
-    """Inner product, except behind a PCA transform: FAISS's PCA centres the vectors (``P(x - mean)``), which
-    biases inner products by ``-mean·x`` but leaves L2 distances intact, and for unit vectors L2 order is
-    cosine order (``|q - x|² = 2 - 2 q·x``); :meth:`FaissIndex.search` turns such distances back into cosines."""
-    return faiss.METRIC_L2 if "PCA" in factory.upper() else faiss.METRIC_INNER_PRODUCT
-
-
-def _inner(index: faiss.Index) -> Any:
-    """The index inside the id map that non-IVF indexes get (``IndexIDMap``, or ``IndexIDMap2`` in stores
-    written before; the index itself otherwise)."""
-    if isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2):
-        return faiss.downcast_index(index.index)
-    return index
-
-
-def _refine_of(index: faiss.Index) -> Any:
-    """The ``IndexRefine`` of a refined index (``...,Refine(SQ8)``, also behind a PCA step), else ``None``."""
-    inner = _inner(index)
-    if isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
-    return inner if isinstance(inner, faiss.IndexRefine) else None
-
-
-def _stores_full_vectors(index: faiss.Index) -> bool:
-    inner = _inner(index)
-    if isinstance(inner, faiss.IndexFlat):
-        return True
-    if isinstance(inner, faiss.IndexHNSW):
-        return isinstance(faiss.downcast_index(inner.storage), faiss.IndexFlat)
-    return isinstance(inner, faiss.IndexIVFFlat)
-
-
-def _ivf_of(index: faiss.Index) -> Any:
-    """The IVF part of an index, or ``None`` for index types without inverted lists."""
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
-def _selective_boost(index: faiss.Index, allowed: np.ndarray | None) -> int:
-    """How many times more lists to probe for an allowed set that keeps a small share of the index.
-
-    The tuned ``nprobe`` finds the true neighbours among all vectors; the true neighbours *among a few
-    allowed ones* lie farther from the query, in lists beyond those. Probing √(1/share) times more lists
-    (at most 16x) restored recall@10 for a 1 % filter at 1M (measured, scripts/bench_scale.py), and stays
-    far cheaper than the exact scan.
-    """
-    if allowed is None or not len(allowed):
-        return 1
-    share = len(allowed) / max(int(index.ntotal), 1)
-    return int(min(16, max(1, math.ceil(math.sqrt(1 / share))))) if share < 1 else 1
-
-
-def _search_params(
-    index: faiss.Index, allowed: np.ndarray | None, hidden: np.ndarray, k: int, attempt: int
-) -> tuple[Any, bool]:
-    """FAISS search parameters for ``allowed`` keys minus ``hidden`` ones, widened by ``attempt``.
-
-    Returns the parameters and whether a search with them visits every vector (so fewer than ``k`` results
-    mean there are no more matches).
-    """
-    lib: Any = faiss  # the SWIG constructors take keyword arguments that faiss's type stubs do not declare
-    if allowed is not None:
-        selector: Any = lib.IDSelectorBatch(np.setdiff1d(allowed, hidden, assume_unique=True))
-    elif len(hidden):
-        selector = lib.IDSelectorNot(lib.IDSelectorBatch(hidden))
-    else:
-        selector = None
-    ivf = _ivf_of(index)
-    inner = _inner(index)
-    if ivf is not None:
-        nprobe = min(int(ivf.nlist), int(ivf.nprobe) * _selective_boost(index, allowed) * 4**attempt)
-        params: Any = lib.SearchParametersIVF(sel=selector, nprobe=nprobe)
-        complete = nprobe >= ivf.nlist
-    elif isinstance(inner, faiss.IndexHNSW):
-        ef = max(int(inner.hnsw.efSearch), k)
-        if allowed is not None:
-            ef = filtered_ef(ef, len(allowed), int(index.ntotal))
-        params = lib.SearchParametersHNSW(sel=selector, efSearch=ef * 2**attempt)
-        complete = False
-    else:
-        params = lib.SearchParameters(sel=selector) if selector is not None else None
-        complete = True
-    if params is not None:
-        params._keepalive = selector  # FAISS holds a raw pointer; keep the selector alive with the params
-    return params, complete
-
-
-def _to_gpu(index: faiss.Index) -> faiss.Index:
-    try:
-        return faiss.index_cpu_to_all_gpus(index)
-    except (RuntimeError, AttributeError):
-        return index  # some index types (HNSW) have no GPU version: build on the CPU
-
-
-def _train_on_gpu(index: faiss.Index, sample: np.ndarray) -> faiss.Index:
-    gpu = _to_gpu(index)
-    gpu.train(sample)
-    return faiss.index_gpu_to_cpu(gpu) if gpu is not index else index
-
-
-def _last_line(error: Exception) -> str:
-    """The human part of a FAISS C++ error (after the source location and the failed assertion)."""
-    text = str(error).strip()
-    if not text:
-        return type(error).__name__
-    return text.splitlines()[-1].rsplit("failed: ", 1)[-1].rsplit("Error: ", 1)[-1]

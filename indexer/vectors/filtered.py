@@ -30,6 +30,21 @@ RowScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 EXACT_PER_EF = 16
 #: The most a selective filter widens an HNSW beam (as IVF's ``nprobe``).
 MAX_EF_BOOST = 16
+#: A key set is given to FAISS as a bitmap (a bit per key up to the largest) rather than as its hash set
+#: (``IDSelectorBatch``) when the bitmap takes at most this many bytes per key. For a capped brand's 27,000 of
+#: 100k keys (measured, HNSW32): the hash set took 3.5 ms to build, the bitmap 0.09 ms, and the graph search
+#: skipping them 0.67 ms with the hash set, 0.43 ms with the bitmap.
+BITMAP_BYTES_PER_KEY = 8
+
+
+def key_bitmap(keys: np.ndarray) -> np.ndarray | None:
+    """``keys`` (int64) as a little-endian bitmap (bit ``k`` set for key ``k``: FAISS's ``IDSelectorBitmap``
+    layout), or ``None`` when they are too sparse for one (:data:`BITMAP_BYTES_PER_KEY`) or negative."""
+    if not len(keys) or int(keys.min()) < 0 or int(keys.max()) // 8 + 1 > BITMAP_BYTES_PER_KEY * len(keys):
+        return None
+    member = np.zeros(int(keys.max()) + 1, dtype=bool)
+    member[keys] = True
+    return np.packbits(member, bitorder="little")
 
 
 class KeyPositions:
