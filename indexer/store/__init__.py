@@ -29,6 +29,7 @@ concern:
 - :mod:`.tables`: the feature tables (``tags``, ``duplicates``) as properties of the facade
 - :mod:`.generations`: index generation files, the change sequence and the removals log
 - :mod:`.sql`: shared SQLite helpers (transactions, chunked ``IN (...)`` lists)
+- :mod:`.queries`: the read-only queries behind search (full text, filters, facets, narrow column reads)
 - :mod:`.catalog`: the :class:`CatalogStore` facade
 """
 

@@ -24,11 +24,9 @@ if TYPE_CHECKING:
 from catalens.indexer.errors import StoreCorruptError, StoreNotFoundError, StoreVersionError, StoreWriteError
 from catalens.indexer.lock import WriterLock
 from catalens.indexer.records import ItemRecord
-from catalens.indexer.store import enrichments, filters, fulltext, generations, items, vectors
+from catalens.indexer.store import enrichments, fulltext, generations, items, vectors
 from catalens.indexer.store.enrichments import Enrichment, EnrichmentKind, EnrichmentTask
 from catalens.indexer.store.faults import PUBLISH, CheckedLock, as_write_error, is_writable, write_error
-from catalens.indexer.store.filters import ItemFilter
-from catalens.indexer.store.fulltext import LexicalMatch
 from catalens.indexer.store.generations import INDEX_DIR
 from catalens.indexer.store.integrity import IndexLoader, load_verified
 from catalens.indexer.store.items import EmbeddedItem, FailedItem, ItemState, StoredItem
@@ -40,6 +38,7 @@ from catalens.indexer.store.manifest import (
     read_manifest,
     write_manifest,
 )
+from catalens.indexer.store.queries import StoreQueries
 from catalens.indexer.store.schema import DB_NAME, SCHEMA_VERSION, UPGRADABLE_VERSIONS, open_database
 from catalens.indexer.store.sql import Transaction, now
 from catalens.indexer.store.tables import StoreTables
@@ -47,7 +46,7 @@ from catalens.indexer.store.tables import StoreTables
 LOCK_NAME = "writer.lock"
 
 
-class CatalogStore(StoreTables):
+class CatalogStore(StoreQueries, StoreTables):
     """A store directory opened for reading and, under :meth:`writer_lock`, writing.
 
     Use :meth:`create` or :meth:`open`; close with :meth:`close` or a ``with`` block.
@@ -250,28 +249,6 @@ class CatalogStore(StoreTables):
         with self._guard:
             return enrichments.enrichment_counts(self._db)
 
-    # -- full-text search ------------------------------------------------------------------------------------
-
-    def lexical_search(
-        self, match: str, where: ItemFilter, limit: int, stats: fulltext.TermStats | None = None
-    ) -> list[LexicalMatch]:
-        """The best ``limit`` full-text matches of an FTS5 MATCH expression among items passing ``where``.
-
-        Args:
-            match: an expression from :func:`indexer.lexical.match_expression`.
-            where: the same metadata filter vector search takes.
-            limit: how many matches to return, best first.
-            stats: the caller's cache of common words' row counts (see :func:`fulltext.lexical_search`).
-        """
-        with self._guard:
-            return fulltext.lexical_search(self._db, match, where, limit, stats)
-
-    def lexical_snippets(self, match: str, keys: Iterable[int], tokens: int = 12) -> dict[int, dict[str, str]]:
-        """For each key, the fields ``match`` hits with a short marked-up excerpt of each (see LexicalMatch)."""
-        wanted = [int(k) for k in keys]
-        with self._guard:
-            return fulltext.lexical_snippets(self._db, match, wanted, tokens)
-
     # -- reading -----------------------------------------------------------------------------------------
 
     def item_states(self, origin: str | None = None) -> dict[str, ItemState]:
@@ -288,26 +265,6 @@ class CatalogStore(StoreTables):
         """Failed items with their reasons, most recent first."""
         with self._guard:
             return items.failures(self._db, limit)
-
-    def matching_keys(self, where: ItemFilter) -> np.ndarray:
-        """Keys of the indexed items that satisfy ``where``, sorted (int64)."""
-        with self._guard:
-            return filters.matching_keys(self._db, where)
-
-    def facet_counts(self, name: str, limit: int = 50) -> list[tuple[str, int]]:
-        """Indexed-item counts per value of ``category`` or of one attribute, most frequent first."""
-        with self._guard:
-            return filters.facet_counts(self._db, name, limit)
-
-    def attribute_names(self, limit: int = 50) -> list[tuple[str, int]]:
-        """Attribute names set on indexed items with how many items set each, the most widely set first."""
-        with self._guard:
-            return filters.attribute_names(self._db, limit)
-
-    def price_range(self) -> tuple[float, float] | None:
-        """The lowest and highest price of the indexed items, or ``None`` when none has a price."""
-        with self._guard:
-            return filters.price_range(self._db)
 
     def get_items(self, keys: Iterable[int]) -> dict[int, StoredItem]:
         """Items by integer key (the FAISS ids); unknown keys are absent from the result."""
