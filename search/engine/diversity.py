@@ -1,7 +1,8 @@
 """Shaping a ranked list: MMR diversity, per-attribute caps, grouping and near-duplicate removal.
 
-Pure functions over a ranked list (hits in relevance order, with their vectors where MMR needs them): where
-the list came from is the caller's business. Every rule here is *prefix-stable*: the first ``n`` picks depend
+Pure functions over a ranked list (relevance scores in order, the attribute values the caps and groups look at,
+and vectors where MMR needs them): where the list came from is the caller's business, so it can read whole item
+rows for the page alone. Every rule here is *prefix-stable*: the first ``n`` picks depend
 only on the list up to some point, never on how many picks are asked for, so a page built up to ``offset + k``
 and sliced continues the page before it, and a cap or a grouping holds over the whole prefix.
 """
@@ -26,7 +27,16 @@ def field_value(hit: Hit, name: str) -> str | None:
     A catalog field of that name (``category``, ``product_id``...) if there is one, else
     ``hit.attributes[name]``; ``None`` when the item has no such value (it is then never capped, nor grouped).
     """
-    value = getattr(hit, name) if name in _FIELD_NAMES else hit.attributes.get(name)
+    return value_text(getattr(hit, name) if is_catalog_field(name) else hit.attributes.get(name))
+
+
+def is_catalog_field(name: str) -> bool:
+    """Whether attribute name ``name`` means the catalog field (column) of that name rather than an attribute."""
+    return name in _FIELD_NAMES
+
+
+def value_text(value: object) -> str | None:
+    """A field's or attribute's value as :func:`field_value` compares it (``None`` for a missing or empty one)."""
     if value is None or value == "":
         return None
     return str(value)
@@ -68,8 +78,10 @@ class Shape:
     window: int = 1
 
 
-def pick(hits: Sequence[Hit], vectors: np.ndarray | None, shape: Shape, caps: Caps, *, complete: bool) -> Iterator[int]:
-    """Positions of ``hits`` in the order they are picked: MMR over a sliding window, capped per attribute.
+def pick(
+    scores: Sequence[float], vectors: np.ndarray | None, shape: Shape, caps: Caps, *, complete: bool
+) -> Iterator[int]:
+    """Positions in the ranked list in the order they are picked: MMR over a sliding window, capped per attribute.
 
     At each step the candidates are the ``shape.window`` most relevant items not yet picked nor capped out;
     the pick maximises ``lambda * score - (1 - lambda) * max cosine to the picks so far`` (the most relevant
@@ -78,17 +90,17 @@ def pick(hits: Sequence[Hit], vectors: np.ndarray | None, shape: Shape, caps: Ca
     how far it is followed, which keeps pages consistent.
 
     Args:
-        hits: the ranked list, best first (``score`` is the relevance).
-        vectors: ``(len(hits), dim)`` unit vectors, needed when ``shape.diversity > 0``.
+        scores: the ranked list's relevance scores, best first.
+        vectors: ``(len(scores), dim)`` unit vectors, needed when ``shape.diversity > 0``.
         shape: the diversity and the window.
-        caps: the caps per attribute, over ``hits`` (counted as items are picked).
-        complete: whether ``hits`` is everything that can be found; when it is not, picking stops as soon
+        caps: the caps per attribute, over the list (counted as items are picked).
+        complete: whether the list is everything that can be found; when it is not, picking stops as soon
             as a step would need an item past its end (the caller then fetches a longer list).
 
     Yields:
-        Positions in ``hits``.
+        Positions in the list.
     """
-    n = len(hits)
+    n = len(scores)
     alive = np.ones(n, dtype=bool)
     mmr = shape.diversity > 0 and vectors is not None and n > 0
     if not mmr:  # relevance order: a walk down the list, skipping what the caps retired
@@ -98,7 +110,7 @@ def pick(hits: Sequence[Hit], vectors: np.ndarray | None, shape: Shape, caps: Ca
                 yield position
         return
     window = max(shape.window, 1)
-    relevance = np.asarray([h.score for h in hits], dtype=np.float64)
+    relevance = np.asarray(scores, dtype=np.float64)
     lam = 1.0 - shape.diversity
     nearest = np.zeros(n, dtype=np.float64)  # max cosine to the picks so far (0 before the first pick)
     picked_any = False
@@ -124,9 +136,14 @@ class Caps:
     """Counts picks per attribute value (``max_per``) over one ranked list, and retires the items of a value
     whose cap is reached."""
 
-    def __init__(self, hits: Sequence[Hit], max_per: Mapping[str, int] | None) -> None:
+    def __init__(self, values: Mapping[str, Sequence[str | None]], max_per: Mapping[str, int] | None) -> None:
+        """
+        Args:
+            values: per capped attribute, the list's values in order (:func:`field_value`).
+            max_per: the most picks per value of each attribute.
+        """
         self._limits = dict(max_per or {})
-        self._values = {name: [field_value(h, name) for h in hits] for name in self._limits}
+        self._values = {name: values[name] for name in self._limits}
         self._counts: dict[tuple[str, str], int] = {}
 
     def retired(self) -> list[tuple[str, str]]:
@@ -157,9 +174,8 @@ class Caps:
 
 
 def group(
-    hits: Sequence[Hit],
+    values: Sequence[str | None],
     order: Iterable[int],
-    name: str,
     size: int,
     groups_needed: int,
     caps: Caps,
@@ -167,10 +183,10 @@ def group(
     """Group picks by the value of attribute ``name``, the groups ordered by their best pick.
 
     Args:
-        hits: the ranked list.
+        values: the ranked list's values of the grouping attribute (:func:`field_value`); items without one are
+            left out.
         order: positions in the order they are picked (see :func:`pick`, given no caps: they apply here, to
             the items placed in a group only).
-        name: the attribute (see :func:`field_value`); items without a value are left out.
         size: the most positions per group.
         groups_needed: how many groups the page needs (``offset + k``).
         caps: the most placed items per attribute value, over all groups.
@@ -182,7 +198,7 @@ def group(
     found: dict[str, list[int]] = {}
     full = 0
     for position in order:
-        value = field_value(hits[position], name)
+        value = values[position]
         if value is None or not caps.allows(position):
             continue
         members = found.get(value)

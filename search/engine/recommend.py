@@ -5,13 +5,15 @@ Two strategies, as Qdrant's recommend API has them:
 - ``average``: one search for ``normalise(2·p̄ − n̄)``, where p̄ and n̄ are the weighted means of the positive
   and negative example vectors (``p̄`` alone without negatives, ``−n̄`` with negatives only).
 - ``best_score``: the candidates are the union of each positive example's neighbours (``−n̄``'s for negatives
-  only), each scored exactly from the stored vectors against every example: ``pos = max_i w_i·cos(c, p_i)``,
+  only), searched in one batch, each scored exactly (vectors from the index's own storage when it keeps them
+  in full, else from the store) against every example: ``pos = max_i w_i·cos(c, p_i)``,
   ``neg = max_j w_j·cos(c, n_j)`` (weights divided by the largest one), ``score = pos`` when ``pos > neg``,
   else ``−neg²``; with negatives only, ``−neg``.
 
 The ranked list is then shaped (:mod:`.diversity`): MMR, caps per attribute and grouping, widening the list
-when they leave the page short. Example ids that name no item, or an item without a vector, are skipped and
-reported rather than failing the call.
+when they leave the page short. The list is a :class:`~.pool.Pool` of keys, scores and the few attribute values
+the shaping reads; whole item rows are read for the returned page only. Example ids that name no item, or an
+item without a vector, are skipped and reported rather than failing the call.
 """
 
 from __future__ import annotations
@@ -23,22 +25,22 @@ from itertools import islice
 import numpy as np
 
 from catalens.indexer.records import CATALOG_FIELDS
-from catalens.indexer.store import CatalogStore, ItemFilter
+from catalens.indexer.store import CatalogStore
 from catalens.search.engine.diversity import Caps, Shape, group, pick
 from catalens.search.engine.embedding import raw_query_vector
 from catalens.search.engine.model_access import ModelGate
-from catalens.search.engine.retrieval import MAX_WIDENING, RankedList, VectorRetriever
+from catalens.search.engine.pool import Pool, PoolReader
+from catalens.search.engine.retrieval import MAX_WIDENING, VectorRetriever
 from catalens.search.engine.snapshot import Snapshot
 from catalens.search.engine.types import (
     Example,
-    Explanation,
-    Hit,
     HitGroup,
     Recommendation,
     RecommendOptions,
     SearchOptions,
     SkippedExample,
 )
+from catalens.search.engine.value_keys import ValueKeys, union_sorted
 from catalens.search.errors import QueryError
 
 #: Rounds of extending the ranked list before a page takes what it has (at most MAX_WIDENING of them x4).
@@ -121,6 +123,7 @@ class Recommender:
         self._store = store
         self._retriever = retriever
         self._model = model
+        self._value_keys = ValueKeys(store)
 
     def recommend(
         self,
@@ -138,8 +141,8 @@ class Recommender:
         if not positive and not negative:
             raise QueryError("a recommendation needs at least one positive or negative example")
         skipped: dict[str, SkippedExample] = {}
-        pos = self._resolve(positive, skipped)
-        neg = self._resolve(negative, skipped)
+        pos = self._resolve(snap, positive, skipped)
+        neg = self._resolve(snap, negative, skipped)
         if not len(pos) and not len(neg):
             named = ", ".join(f"{s.item_id!r} ({s.reason})" for s in skipped.values())
             raise QueryError(f"none of the examples can be used: {named}")
@@ -160,60 +163,96 @@ class Recommender:
         A list is extended in one of two ways: when the caps retired whole values (every item of a brand
         over its cap), the next items are searched below the list with those values' items skipped in the
         index itself, however many they are (a brand can be a quarter of a catalog); otherwise a longer
-        list is fetched (x4). The last round takes what it has.
+        list is fetched (x4). The last round takes what it has. The list is a :class:`Pool` (keys, scores,
+        the capped and grouped attributes' values, vectors for MMR): whole items are read for the page only.
         """
         snap, options = ask.snap, ask.options
         need, window = options.need, settings.pool(options.k)
         grouped = settings.group_by is not None
         shape = Shape(settings.diversity, window)
+        names = [*settings.max_per, *([settings.group_by] if settings.group_by is not None else [])]
+        reader = PoolReader(self._store, self._retriever, names, options)
         if grouped:
             depth = max(window, need * settings.group_size)
         elif settings.diversity > 0:
             depth = need + window
         else:  # a walk down the list: the caps go on below it (see above) when it runs short
             depth = 2 * need if settings.max_per else need
-        listed, vectors = self._list(ask, depth)
+        listed = self._list(ask, reader, depth)
         widened = 0
         looked_up: dict[tuple[str, str], np.ndarray] = {}
-        for attempt in range(MAX_ROUNDS):
-            last = attempt == MAX_ROUNDS - 1 or listed.complete or widened == MAX_WIDENING or depth >= snap.size
-            caps = Caps(listed.hits, settings.max_per)
+        attempt = 0  # rounds of extending the list (picking again without gone items is not one: see Pool)
+        while True:
+            last = attempt >= MAX_ROUNDS - 1 or listed.complete or widened == MAX_WIDENING or depth >= snap.size
+            caps = Caps(listed.values, settings.max_per)
             # grouped, the caps count the items placed in groups (see diversity.group), not every pick
-            order = pick(listed.hits, vectors, shape, Caps(listed.hits, None) if grouped else caps, complete=last)
+            order = pick(
+                listed.scores, listed.vectors, shape, Caps(listed.values, None) if grouped else caps, complete=last
+            )
             if settings.group_by is not None:
-                found, final = group(listed.hits, order, settings.group_by, settings.group_size, need, caps)
+                found, final = group(listed.values[settings.group_by], order, settings.group_size, need, caps)
                 if final or last:
-                    groups = [
-                        HitGroup(value, [_shown(listed.hits, p, options) for p in positions])
-                        for value, positions in found[options.offset : need]
-                    ]
-                    return Recommendation([], options.k, options.offset, snap.generation, skipped, groups)
+                    shown = found[options.offset : need]
+                    pages = reader.page_hits(listed, [positions for _, positions in shown])
+                    if pages is not None:
+                        groups = [HitGroup(value, hits) for (value, _), hits in zip(shown, pages, strict=True)]
+                        return Recommendation([], options.k, options.offset, snap.generation, skipped, groups)
+                    listed = reader.without_gone(listed)  # gone since the snapshot: pick again without them
+                    continue
             else:
                 picks = list(islice(order, need))
                 if len(picks) >= need or last:
-                    hits = [_shown(listed.hits, p, options) for p in picks[options.offset : need]]
-                    return Recommendation(hits, options.k, options.offset, snap.generation, skipped)
+                    pages = reader.page_hits(listed, [picks[options.offset : need]])
+                    if pages is not None:
+                        return Recommendation(pages[0], options.k, options.offset, snap.generation, skipped)
+                    listed = reader.without_gone(listed)  # gone since the snapshot: pick again without them
+                    continue
+            attempt += 1
             denied = self._denied(caps.retired(), looked_up)
             if denied is None:  # short for another reason (or a cap on an unfilterable field): a longer list
                 widened += 1
                 depth = min(depth * 4, max(snap.size, 1))
-                listed, vectors = self._list(ask, depth)
+                listed = self._list(ask, reader, depth)
             else:
                 depth *= 2
-                more, more_vectors = self._list(ask, depth, np.concatenate([denied, np.asarray(listed.keys, np.int64)]))
-                listed, vectors = self._join(listed, vectors, more, more_vectors, options, ask.banned)
-        raise AssertionError("unreachable: the last round always returns")
+                denied = union_sorted(denied, np.unique(np.asarray(listed.keys, dtype=np.int64)))
+                # below the list, as many as the page may need are enough: the next round goes on below those
+                least = None if grouped else max(1, need - len(picks))
+                more = self._list(ask, reader, depth, denied, least)
+                # collapsed and deduplicated across both (``listed`` stays as it is)
+                listed = reader.shape(listed.then(more), ask.banned, cut=False)
 
     # -- the ranked list ---------------------------------------------------------------------------------
 
-    def _list(self, ask: _Ask, depth: int, denied: np.ndarray | None = None) -> tuple[RankedList, np.ndarray | None]:
-        """At least ``depth`` candidates in relevance order (shaped by the options), with vectors for MMR."""
+    def _list(
+        self, ask: _Ask, reader: PoolReader, depth: int, denied: np.ndarray | None = None, least: int | None = None
+    ) -> Pool:
+        """At least ``depth`` candidates in relevance order (shaped by the options), with vectors for MMR; or
+        at least ``least`` of the ``depth`` asked for, when a caller goes on below the list itself."""
         if ask.query is not None and (not len(ask.pos) or ask.by_average):
-            listed = self._retriever.ranked(
-                ask.snap, ask.query, ask.options, depth, banned_keys=ask.banned, denied=denied, excluded=ask.excluded
-            )
-            return listed, self._vectors(listed.keys) if ask.with_vectors else None
-        return self._best_score(ask, depth, denied)
+            return self._nearest(ask, ask.query, reader, depth, denied, least)
+        return self._best_score(ask, reader, depth, denied, least)
+
+    def _nearest(
+        self,
+        ask: _Ask,
+        query: np.ndarray,
+        reader: PoolReader,
+        depth: int,
+        denied: np.ndarray | None,
+        least: int | None = None,
+    ) -> Pool:
+        """The query's nearest candidates, fetching more (as :meth:`VectorRetriever.ranked` does) until ``depth``
+        of them are left after shaping or nothing more can be found."""
+        options = ask.options
+        fetch = depth * (4 if options.collapse_by_product or options.dedupe else 1)
+        for _ in range(MAX_WIDENING + 1):
+            found, exhaustive = self._retriever.nearest(ask.snap, query, options, fetch, denied, ask.excluded, least)
+            pool = reader.read(ask.snap, found, exhaustive, ask.banned, vectors=ask.with_vectors)
+            if len(pool) >= (depth if least is None else least) or pool.complete:
+                break
+            fetch = min(fetch * 4, max(ask.snap.size, 1))
+        return pool
 
     def _denied(
         self, retired: list[tuple[str, str]], looked_up: dict[tuple[str, str], np.ndarray]
@@ -224,43 +263,31 @@ class Recommender:
         Args:
             looked_up: the keys of values already looked up by this request (filled in here).
 
-        An accepted tag that gives an item the value counts as having it here (as in filters).
+        Only the catalog's values count (:class:`ValueKeys`), as in :func:`diversity.field_value`: an item an
+        accepted tag gives the value is not capped, so it must not be hidden either.
         """
         if not retired or any(name in CATALOG_FIELDS and name != "category" for name, _ in retired):
             return None
-        for name, value in retired:
-            if (name, value) not in looked_up:
-                where = (
-                    ItemFilter(categories=(value,)) if name == "category" else ItemFilter(attributes=((name, value),))
-                )
-                looked_up[(name, value)] = self._store.matching_keys(where)
-        return np.concatenate([looked_up[pair] for pair in retired])  # made unique once, where it is used
-
-    def _join(
-        self,
-        listed: RankedList,
-        vectors: np.ndarray | None,
-        more: RankedList,
-        more_vectors: np.ndarray | None,
-        options: SearchOptions,
-        banned: Sequence[int],
-    ) -> tuple[RankedList, np.ndarray | None]:
-        """``listed`` followed by ``more``, collapsed and deduplicated across both (``listed`` stays as it is)."""
-        joined = RankedList([*listed.keys, *more.keys], [*listed.hits, *more.hits], more.complete)
-        shaped = self._retriever.shape(joined, replace(options, min_score=None), banned)
-        if vectors is None or more_vectors is None:
-            return shaped, None
-        row = {key: i for i, key in enumerate(joined.keys)}
-        both = np.concatenate([vectors, more_vectors])
-        return shaped, both[[row[k] for k in shaped.keys]] if shaped.keys else both[:0]
+        for pair in retired:
+            if pair not in looked_up:
+                looked_up[pair] = self._value_keys.keys(*pair)
+        denied = np.zeros(0, dtype=np.int64)
+        for pair in retired:
+            denied = union_sorted(denied, looked_up[pair])
+        return denied
 
     # -- examples ----------------------------------------------------------------------------------------
 
-    def _resolve(self, examples: Sequence[Example | str], skipped: dict[str, SkippedExample]) -> Examples:
+    def _resolve(
+        self, snap: Snapshot, examples: Sequence[Example | str], skipped: dict[str, SkippedExample]
+    ) -> Examples:
         """The usable examples' vectors; unknown or unindexed item ids go to ``skipped``."""
+        if not examples:
+            return Examples(np.zeros((0, self._model.dim), dtype=np.float32), np.zeros(0), (), ())
         given = [_example(e) for e in examples]
         stored = self._store.get_items_by_id(e.item_id for e in given if e.item_id is not None)
-        keys, vectors = self._store.vectors_for(item.key for item in stored.values())
+        # the snapshot's vectors (the index keeps them), as the candidates are compared with
+        keys, vectors = self._retriever.vectors(snap, [item.key for item in stored.values()])
         vector_of = {int(k): v for k, v in zip(keys.tolist(), vectors, strict=True)}
         images = [e.image for e in given if e.image is not None]
         encoded = iter(self._model.encode_images(images) if images else ())
@@ -274,7 +301,7 @@ class Recommender:
                 if item is None:
                     skipped.setdefault(example.item_id, SkippedExample(example.item_id, "not found"))
                     continue
-                if item.key not in vector_of:
+                if item.key not in vector_of or item.status != "indexed":
                     reason = f"not indexed: {item.error}" if item.error else "not indexed"
                     skipped.setdefault(example.item_id, SkippedExample(example.item_id, reason))
                     continue
@@ -292,54 +319,37 @@ class Recommender:
         matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, self._model.dim), dtype=np.float32)
         return Examples(matrix, np.asarray(weights, dtype=np.float64), tuple(ids), tuple(item_keys))
 
-    def _best_score(self, ask: _Ask, depth: int, denied: np.ndarray | None = None) -> tuple[RankedList, np.ndarray]:
+    def _best_score(
+        self, ask: _Ask, reader: PoolReader, depth: int, denied: np.ndarray | None = None, least: int | None = None
+    ) -> Pool:
         """Candidates near any positive example (or −n̄ without positives), scored by the best-score rule and
-        shaped by ``options``.
-
-        Returns:
-            The shaped list (at least ``depth`` long before shaping, when there are that many) and its vectors.
-        """
+        shaped by ``options``: at least ``depth`` of them before shaping, when there are that many."""
         pos, neg, options = ask.pos, ask.neg, ask.options
         if len(pos):
-            queries = list(pos.vectors)
+            queries = pos.vectors
         else:
             assert ask.query is not None
-            queries = [ask.query]
+            queries = ask.query[None, :]
         # Without negatives, an item in the top n by best score is in its best example's top n (a nearer
         # neighbour of that example scores at least as high), so each example's depth suffices; negatives
         # push some of those down, hence twice as many.
         each = depth * (2 if len(neg) else 1) * (4 if options.collapse_by_product or options.dedupe else 1)
-        union: dict[int, None] = {}
+        union: set[int] = set()
         complete = True
-        for vector in queries:
-            found, exhaustive = self._retriever.nearest(ask.snap, vector, options, each, denied, ask.excluded)
-            union.update(dict.fromkeys(key for key, _ in found))
+        # every example in one index call: FAISS answers the rows in one pass
+        searched = self._retriever.nearest_many(ask.snap, queries, options, each, denied, ask.excluded, least)
+        for found, exhaustive in searched:
+            union.update(key for key, _ in found)
             complete &= exhaustive
-        keys, vectors = self._store.vectors_for(union)  # items deleted since the snapshot have no vector
+        keys, vectors = self._retriever.vectors(ask.snap, sorted(union))  # key order: ties stay in key order
         scores = best_scores(vectors, pos, neg) if len(keys) else np.zeros(0)
         order = np.argsort(-scores, kind="stable")
         # read only the items a page can reach: the list is best first, and widening asks for more
         reach = min(len(order), each)
         complete &= reach == len(order)
         top = order[:reach]
-        listed = self._retriever.resolve([(int(keys[i]), float(scores[i])) for i in top], complete)
-        shaped = self._retriever.shape(listed, options, ask.banned)
-        row = {int(keys[i]): i for i in top}
-        return shaped, vectors[[row[k] for k in shaped.keys]] if shaped.keys else vectors[:0]
-
-    def _vectors(self, keys: Sequence[int]) -> np.ndarray:
-        """Stored vectors of ``keys``, in that order."""
-        found, vectors = self._store.vectors_for(keys)
-        row = {int(k): i for i, k in enumerate(found.tolist())}
-        return vectors[[row[int(k)] for k in keys]] if keys else vectors[:0]
-
-
-def _shown(hits: Sequence[Hit], position: int, options: SearchOptions) -> Hit:
-    """The hit at ``position`` as returned: explained (its relevance rank and score) when asked."""
-    hit = hits[position]
-    if not options.explain:
-        return hit
-    return replace(hit, explanation=Explanation("vector", vector_rank=position + 1, vector_score=hit.score))
+        ranked = [(int(keys[i]), float(scores[i])) for i in top]
+        return reader.read(ask.snap, ranked, complete, ask.banned, vectors=vectors[top])
 
 
 def _example(example: Example | str) -> Example:
