@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from catalens.search.cli import (
     backup,
+    duplicates,
     enrichment,
     evaluate,
     finetune,
@@ -20,6 +21,7 @@ from catalens.search.cli import (
     keys,
     models,
     querying,
+    recommend,
     serve,
     tagging,
 )
@@ -41,8 +43,10 @@ _REGISTRARS: tuple[Callable[[Commands], None], ...] = (
     backup.register_backup,
     querying.register_search,
     querying.register_similar,
+    recommend.register_recommend,
     querying.register_classify,
     tagging.register_tag,
+    duplicates.register_duplicates,
     evaluate.register_eval,
     finetune.register_finetune,
     serve.register_serve,

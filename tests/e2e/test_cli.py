@@ -297,7 +297,7 @@ def test_help_loads_no_model_library_nor_web_stack() -> None:
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
     )
-    assert result.stdout.split() == ["16", "[]"]
+    assert result.stdout.split() == ["18", "[]"]
     help_text = subprocess.run(
         [sys.executable, "-m", "catalens.search.cli", "search", "--help"], cwd=REPO, capture_output=True, text=True
     )
