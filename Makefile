@@ -49,12 +49,17 @@ typecheck: install
 	@for d in models indexer search; do ln -s $(CURDIR)/$$d $(TYPECHECK_VIEW)/$$d; done
 	$(VENV)/bin/mypy
 
+# The suite runs in parallel: one worker per core, at most 4 (each file on one worker, so a module's fixtures are
+# built once); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile)
+
 test: lint sysdeps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL)
 
 # The development loop: lint and every test not marked slow. `make test` (and CI) still runs everything.
 test-fast: lint sysdeps
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) -m "not slow"
 
 demo: install
 	$(PY) scripts/demo.py
