@@ -79,7 +79,7 @@ def index_catalog(
     """Index a folder or manifest into a store, incrementally.
 
     Args:
-        source: a folder, a CSV/JSONL manifest, or a :class:`Source`.
+        source: a folder, a CSV/JSONL/Parquet manifest, or a :class:`Source`.
         store_path: the store directory (created when missing).
         options: model, index and throughput options.
         progress: receives progress events.

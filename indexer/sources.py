@@ -1,4 +1,4 @@
-"""Catalog sources: a folder of images, or a CSV/JSONL manifest with ids, image locations and metadata.
+"""Catalog sources: a folder of images, or a CSV/JSONL/Parquet manifest with ids, image locations and metadata.
 
 A source yields :class:`ItemRecord` objects for items it can describe and :class:`ScanProblem` objects
 for rows it cannot, so a bad manifest row is reported like a bad image instead of stopping the scan.
@@ -18,10 +18,11 @@ from typing import Any, Protocol, TextIO, get_type_hints
 
 from catalens.indexer.errors import SourceError
 from catalens.indexer.images import sniff_format
+from catalens.indexer.parquet_source import PARQUET_SUFFIX, parquet_rows, require_pyarrow
 from catalens.indexer.records import CatalogFields, ItemRecord, ScanProblem
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", PARQUET_SUFFIX)
 #: Catalog fields (those typed ``str | None``) that a manifest column of the same name fills as plain text;
 #: ``price`` is parsed as a number, and every column not known here becomes an attribute.
 TEXT_FIELDS: tuple[str, ...] = tuple(name for name, kind in get_type_hints(CatalogFields).items() if kind == str | None)
@@ -47,15 +48,18 @@ class Source(Protocol):
 
 
 def open_source(location: str | os.PathLike[str]) -> Source:
-    """Choose the source type for a path: a directory is a folder source, a CSV/JSONL file a manifest.
+    """Choose the source type for a path: a directory is a folder source, a CSV/JSONL/Parquet file a manifest.
 
     Raises:
-        SourceError: the path does not exist or is neither a directory nor a manifest.
+        SourceError: the path does not exist or is neither a directory nor a manifest; a Parquet manifest
+            without pyarrow installed (said before any model is loaded).
     """
     path = Path(location).expanduser().resolve()
     if path.is_dir():
         return FolderSource(path)
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        if path.suffix.lower() == PARQUET_SUFFIX:
+            require_pyarrow(str(path))
         return ManifestSource(path)
     if not path.exists():
         raise SourceError(str(location), "no such file or directory")
@@ -119,11 +123,12 @@ class FolderSource:
 
 @dataclass(frozen=True)
 class ManifestSource:
-    """A CSV or JSONL manifest: one row per item.
+    """A CSV, JSONL or Parquet manifest: one row per item.
 
     Columns: ``id`` and ``image`` (required; ``image`` is a path relative to the manifest, an absolute
     path, or an http(s) URL), optional ``product_id``, ``title``, ``description``, ``category``, ``price``;
-    every other column (and a JSONL ``attributes`` object) becomes an attribute.
+    every other column (and a JSONL ``attributes`` object, a Parquet ``attributes`` struct or map) becomes an
+    attribute. Problems are located by line (CSV, JSONL) or by data row counted from 1 (Parquet).
     """
 
     path: Path
@@ -133,12 +138,19 @@ class ManifestSource:
         return str(self.path)
 
     def scan(self) -> Iterator[ScanEntry]:
-        rows = self._jsonl_rows() if self.path.suffix.lower() in (".jsonl", ".ndjson") else self._csv_rows()
-        for line, row in rows:
+        for where, row in self._rows():
             if isinstance(row, ScanProblem):
                 yield row
             else:
-                yield self._record(line, row)
+                yield self._record(where, row)
+
+    def _rows(self) -> Iterator[tuple[str, dict[str, Any] | ScanProblem]]:
+        """Rows with where they are (``"line 3"``, ``"row 3"``), whatever the manifest's format."""
+        suffix = self.path.suffix.lower()
+        if suffix == PARQUET_SUFFIX:
+            return parquet_rows(self.path, MAX_NESTING)
+        rows = self._jsonl_rows() if suffix in (".jsonl", ".ndjson") else self._csv_rows()
+        return ((f"line {line}", row) for line, row in rows)
 
     def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any] | ScanProblem]]:
         """Rows by line number; a row that is not UTF-8 or that the CSV parser refuses (a field over its
@@ -210,10 +222,9 @@ class ManifestSource:
         except OSError as e:
             raise SourceError(str(self.path), e.strerror or str(e)) from e
 
-    def _record(self, line: int, row: dict[str, Any]) -> ScanEntry:
+    def _record(self, where: str, row: dict[str, Any]) -> ScanEntry:
         item_id = _text(row.get("id"))
         image = _text(row.get("image"))
-        where = f"line {line}"
         if not item_id:
             return ScanProblem(where, str(self.path), "the row has no id")
         if not image:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 def register_index(commands: Commands) -> None:
     """Add ``catalens index``."""
-    index = commands.add_parser("index", help="index a folder or CSV/JSONL manifest into a store")
-    index.add_argument("source", help="a folder of images, or a CSV/JSONL manifest")
+    index = commands.add_parser("index", help="index a folder or a CSV/JSONL/Parquet manifest into a store")
+    index.add_argument("source", help="a folder of images, or a CSV/JSONL/Parquet manifest")
     index.add_argument("--store", required=True, help="the store directory (created when missing)")
     index.add_argument(
         "--model",
