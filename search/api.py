@@ -1,7 +1,8 @@
 """The HTTP service: ``create_app(settings)`` builds a FastAPI app serving one store.
 
 The engine (and its model) is loaded once in ``lifespan`` and kept on ``app.state``; routes get it through
-``Annotated`` dependencies. A background task swaps in index generations the indexer publishes.
+``Annotated`` dependencies. A background task swaps in index generations the indexer publishes (and, on a
+read replica, ``Settings.read_only``, the items a writer adds between them; see :mod:`catalens.search.replica`).
 Library errors map to 4xx answers with a message; bad input never produces a 500.
 """
 
@@ -17,22 +18,27 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from catalens.indexer.errors import ItemError, StoreLockedError, StoreWriteError
 from catalens.indexer.fetch import FetchOptions
+from catalens.indexer.store import CatalogStore
 from catalens.models.faces import load_face_detector
 from catalens.search.catalog_writer import CatalogWriter
 from catalens.search.engine import SearchEngine
 from catalens.search.errors import ItemNotFoundError, ItemNotIndexedError, QueryError
 from catalens.search.middleware import BodySizeLimit, RequestMetrics
+from catalens.search.replica import ChangeFollower, Operation, WriteRefusal, document_refusals, write_operations
 from catalens.search.routes import classify, items, ops, recommend, tags
 from catalens.search.routes import search as search_routes
 from catalens.search.security import AccessControl, Rate, RateLimiter
@@ -59,12 +65,18 @@ class _IndexCollector(Collector):
         yield generation
 
 
-async def _refresh_forever(app: FastAPI, interval: float) -> None:
+async def _refresh_forever(app: FastAPI, interval: float, follower: ChangeFollower | None) -> None:
+    """Swap in each generation the indexer publishes; with a ``follower`` (a read replica, whose engine no
+    write of this process updates) also the items the writer commits between generations."""
+    engine: SearchEngine = app.state.engine
     while True:
         await asyncio.sleep(interval)
         try:
-            if await run_in_threadpool(app.state.engine.refresh):
-                log.info("now serving index generation %s", app.state.engine.generation)
+            refreshed = await run_in_threadpool(engine.refresh)
+            if refreshed:
+                log.info("now serving index generation %s", engine.generation)
+            if follower is not None:
+                await run_in_threadpool(follower.catch_up, engine, refreshed=refreshed)
         except Exception:  # a half-written manifest or a transient I/O error: try again next tick
             log.exception("index refresh failed; keeping the current generation")
 
@@ -76,9 +88,14 @@ def open_engine(settings: Settings) -> SearchEngine:
     store or model is reported with an exit code rather than a crashed worker.
 
     Raises:
-        StoreError: the store is missing, of another model or unreadable.
+        StoreError: the store is missing, of another model or unreadable (or, for a read replica, one that
+            needs an upgrade, which only a writer may do).
         ModelError: the store's model (or the text encoder) cannot be loaded.
     """
+    if settings.read_only:
+        # Opening for reading upgrades an older store in place; a replica refuses it instead (the read-only
+        # open raises StoreVersionError saying so) and leaves the upgrade to the writer.
+        CatalogStore.open(settings.store, read_only=True).close()
     return SearchEngine.open(
         settings.store,
         device=settings.device,
@@ -120,7 +137,8 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         )
         # Loaded once, only when asked for (OpenCV and the model stay unimported otherwise).
         app.state.face_detector = await run_in_threadpool(load_face_detector) if settings.blur_faces else None
-        refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s))
+        follower = ChangeFollower(app.state.engine) if settings.read_only else None
+        refresher = asyncio.create_task(_refresh_forever(app, settings.refresh_interval_s, follower))
         try:
             yield
         finally:
@@ -148,18 +166,37 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     registry.register(_IndexCollector(app))
     app.state.metrics_registry = registry
 
-    app.include_router(ops.router)
-    app.include_router(search_routes.router)  # before items: /v1/items/{id}/similar must match first
-    app.include_router(tags.router)  # before items: POST /v1/items/{id}/tags, where ids may hold slashes
-    app.include_router(items.router)
-    app.include_router(classify.router)
-    app.include_router(recommend.router)
-    _add_error_handlers(app)
+    routers = [
+        ops.router,
+        search_routes.router,  # before items: /v1/items/{id}/similar must match first
+        tags.router,  # before items: POST /v1/items/{id}/tags, where ids may hold slashes
+        items.router,
+        classify.router,
+        recommend.router,
+    ]
+    writes = write_operations(route for router in routers for route in router.routes) if settings.read_only else None
+    refusal = WriteRefusal(writes) if writes else None
+    for router in routers:
+        # A read replica refuses every write route (405) before its access checks run.
+        app.include_router(router, dependencies=[Depends(refusal)] if refusal else None)
+    if writes:
+        _document(app, writes)
+    _add_error_handlers(app, refusal)
     _add_web(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
     add_cors(app, app.state.access.origins)  # outermost: even a 413 or 401 carries the CORS headers
     return app
+
+
+def _document(app: FastAPI, writes: frozenset[Operation]) -> None:
+    """Have the app's OpenAPI schema list the 405 of the refused write routes."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return document_refusals(generate(), writes)
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def create_app_from_env() -> FastAPI:
@@ -180,12 +217,25 @@ def _describe_validation(error: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
-def _add_error_handlers(app: FastAPI) -> None:
-    async def validation(request: Request, exc: Exception) -> JSONResponse:
+def _add_error_handlers(app: FastAPI, refusal: WriteRefusal | None = None) -> None:
+    """Map library errors to statuses; on a read replica (``refusal``), a write's unreadable body gets the 405."""
+
+    async def validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        refused = refusal.refusal(request) if refusal else None
+        if refused is not None:
+            return await http_exception_handler(request, refused)
         return _error(422, _describe_validation(exc))
 
     app.add_exception_handler(RequestValidationError, validation)
+    if refusal is not None:
+
+        async def unparsable(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, StarletteHTTPException)
+            refused = refusal.refusal(request) if exc.status_code == 400 else None
+            return await http_exception_handler(request, refused or exc)
+
+        app.add_exception_handler(StarletteHTTPException, unparsable)
     statuses: list[tuple[type[Exception], int]] = [
         (QueryError, 422),
         (ItemError, 422),
@@ -213,7 +263,6 @@ def _add_web(app: FastAPI) -> None:
     Both are sent with ``Cache-Control: no-cache``: browsers revalidate (a cheap 304) instead of guessing a
     freshness lifetime, so after an upgrade the page and its JavaScript modules never mix versions.
     """
-    from starlette.responses import Response
     from starlette.types import Scope
 
     web = Path(str(files("catalens.web")))

@@ -389,6 +389,9 @@ class InfoOut(BaseModel):
     tags: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="tags per attribute and decision: {attribute: {accept, review, reject}}"
     )
+    read_only: bool = Field(
+        default=False, description="a read replica (catalens serve --read-only): item writes answer 405"
+    )
 
 
 class PydanticJSONResponse(Response):

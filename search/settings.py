@@ -49,6 +49,9 @@ class Settings(BaseSettings):
             browser, and to send writes; none by default.
         rate_limit: per key or client address on the expensive routes (image search, classify), e.g.
             ``30/minute``; ``off`` disables it.
+        read_only: serve as a read replica (``catalens serve --read-only``): the store is never written and the
+            writer lock never taken, item writes answer 405, and each generation the indexer publishes (and the
+            items a writer adds since) is picked up, so several replicas can serve one store beside one writer.
     """
 
     model_config = SettingsConfigDict(env_prefix="CATALENS_", frozen=True)
@@ -81,6 +84,7 @@ class Settings(BaseSettings):
     keys_file: Path | None = None
     public_read: bool = True
     cors_origins: str = ""
+    read_only: bool = False
     rate_limit: str = Field(
         default="30/minute", pattern=r"(?i)^\s*(off|none|0|\d+\s*/\s*(s|sec|second|m|min|minute|h|hour)s?)\s*$"
     )

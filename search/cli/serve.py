@@ -33,6 +33,12 @@ def register_serve(commands: Commands) -> None:
         help="on an address other than loopback, serve the write routes (add, delete) without any API key "
         "(refused otherwise; see `catalens keys add`)",
     )
+    serve.add_argument(
+        "--read-only",
+        action="store_true",
+        help="serve as a read replica (CATALENS_READ_ONLY): never write the store or take its writer lock, refuse "
+        "item writes with 405, follow the generations (and items) the writer publishes; for scaling queries out",
+    )
     add_text_encoder_options(serve)
     serve.add_argument(
         "--blur-faces",
@@ -58,6 +64,8 @@ def run_serve(args: argparse.Namespace) -> int:
     }
     if args.blur_faces:  # left off, the flag does not override CATALENS_BLUR_FACES=true from the environment
         given["blur_faces"] = True
+    if args.read_only:  # likewise for CATALENS_READ_ONLY=true
+        given["read_only"] = True
     try:
         settings = Settings(**given)
     except ValidationError as e:
@@ -76,7 +84,8 @@ def run_serve(args: argparse.Namespace) -> int:
         load_face_detector()
     engine = open_engine(settings)
     url = f"http://{args.host}:{args.port}/"
-    print(f"Serving {engine.store.path} ({engine.size} items, {engine.encoder.spec}) at {url}", flush=True)
+    role = "read replica of " if settings.read_only else ""
+    print(f"Serving {role}{engine.store.path} ({engine.size} items, {engine.encoder.spec}) at {url}", flush=True)
     print(f"  web page {url}   API docs {url}docs   metrics {url}metrics", flush=True)
     print(f"  access: {access}", flush=True)
     if args.workers == 1:
@@ -128,6 +137,9 @@ def describe_access(host: str, settings: Settings, insecure_writes: bool) -> str
     control = AccessControl.from_settings(settings)
     count = len(control.keys.ring())
     reads = "reads public" if settings.public_read else "reads need a key"
+    if settings.read_only:  # nothing to expose: every write route answers 405
+        keys = f"{count} API key(s)" if count else "no API keys"
+        return f"read-only replica: {keys}; {reads}; writes refused (405); rate limit {settings.rate_limit}"
     if count:
         return f"{count} API key(s); {reads}; writes need a write key; rate limit {settings.rate_limit}"
     if is_loopback(host):

@@ -87,6 +87,7 @@ def info(
         ),
         index_problem=engine.index_problem,
         tags=facts["tags"],
+        read_only=settings.read_only,
     )
 
 
