@@ -204,6 +204,10 @@ def create_app_from_env() -> FastAPI:
     return create_app(Settings())  # type: ignore[call-arg]  # store comes from CATALENS_STORE
 
 
+#: The detail of the 400 FastAPI raises itself when a JSON body cannot be decoded at all.
+_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
@@ -228,14 +232,19 @@ def _add_error_handlers(app: FastAPI, refusal: WriteRefusal | None = None) -> No
         return _error(422, _describe_validation(exc))
 
     app.add_exception_handler(RequestValidationError, validation)
-    if refusal is not None:
 
-        async def unparsable(request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, StarletteHTTPException)
-            refused = refusal.refusal(request) if exc.status_code == 400 else None
-            return await http_exception_handler(request, refused or exc)
+    async def unparsable(request: Request, exc: Exception) -> Response:
+        # FastAPI answers 400 itself for a JSON body it cannot even decode (bytes that are not UTF-8); every other
+        # malformed body is a 422, so this one is too (a replica's write gets its 405 first).
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            refused = refusal.refusal(request) if refusal else None
+            if refused is not None:
+                return await http_exception_handler(request, refused)
+            return _error(422, "body: the request body cannot be read as JSON (it is not UTF-8 text)")
+        return await http_exception_handler(request, exc)
 
-        app.add_exception_handler(StarletteHTTPException, unparsable)
+    app.add_exception_handler(StarletteHTTPException, unparsable)
     statuses: list[tuple[type[Exception], int]] = [
         (QueryError, 422),
         (ItemError, 422),

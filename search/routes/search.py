@@ -31,8 +31,6 @@ _ITEM_ERRORS: dict[int | str, dict[str, object]] = {
     409: {"description": "the item has no embedding (it failed to index)"},
 }
 _TOO_LARGE: dict[int | str, dict[str, object]] = {413: {"description": "the request body passes the upload limit"}}
-#: FastAPI answers 400 itself when a JSON body cannot even be decoded (bytes that are not UTF-8).
-_UNREADABLE: dict[int | str, dict[str, object]] = {400: {"description": "the body is not readable as JSON text"}}
 
 
 @router.get("/search", response_model=SearchResponse, summary="Text search")
@@ -50,7 +48,7 @@ def search_get(
     "/search",
     response_model=SearchResponse,
     summary="Text or combined search (JSON body)",
-    responses={**_ITEM_ERRORS, **_TOO_LARGE, **_UNREADABLE},
+    responses={**_ITEM_ERRORS, **_TOO_LARGE},
 )
 def search_post(engine: EngineDep, links: LinksDep, settings: SettingsDep, body: SearchRequest) -> PydanticJSONResponse:
     options = search_options(

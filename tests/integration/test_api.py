@@ -116,6 +116,15 @@ def test_invalid_search_params_get_422(service: Any, params: dict[str, Any]) -> 
     assert service().get("/v1/search", params=params).status_code == 422
 
 
+def test_a_json_body_that_is_not_utf8_gets_422_on_every_json_route(service: Any) -> None:
+    client = service(random_catalog(3))
+    body, headers = b"\n\xff\xfe", {"content-type": "application/json"}
+    for path in ("/v1/search", "/v1/recommend", "/v1/embed", "/v1/classify", "/v1/items/item-0/tags"):
+        answer = client.post(path, content=body, headers=headers)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["detail"].startswith("body:"), path
+
+
 def test_image_search_with_words(service: Any, tiny_model: Any) -> None:
     image = pattern_image(5)
     client = service({"twin": (tiny_model.encode_images([image])[0], {}), **random_catalog(30)})
