@@ -13,6 +13,12 @@ Generates N photo-like JPEGs, then measures in one run:
   figure the catalens-mini target of 100 images/s on 2 cores is about:
   ``scripts/bench_ingest.py --model catalens-mini -n 1000``).
 
+``--writer-ceiling N`` measures instead what bounds any number of embedding workers, local or on a cluster: the
+store's one writer. N synthetic items (catalog metadata from ``scripts/scale_data.py`` and 512-d unit vectors,
+made beforehand) are committed through ``CatalogStore.write_batch`` in batches of ``--batch-size`` (default 256,
+the pipeline's batch on a GPU), each batch one transaction with its full-text rows, as results arriving faster
+than any model would be; ``writer_items_per_s`` is how many items per second one writer commits.
+
 Shared machines are noisy (the same forward pass varies by 30 % from minute to minute here), so the two
 measurements are interleaved ``--repeats`` times (model, pipeline, model, pipeline, ..., model) and the
 ratio is taken between their medians.
@@ -66,6 +72,46 @@ def time_model(model: object, pixels: np.ndarray, batch_size: int) -> float:
     return len(pixels) / (time.perf_counter() - started)
 
 
+def writer_ceiling(n: int, batch_size: int, seed: int) -> dict[str, object]:
+    """Items per second the store's one writer commits when results arrive faster than any model."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from scale_data import DIM, STORE_MODEL, Generator, item_record
+
+    from catalens.indexer.store import CatalogStore, EmbeddedItem
+
+    rng = np.random.default_rng([seed, 99])
+    items = []
+    for first, clusters, vectors in Generator.make(seed).stream(n):
+        items += [
+            EmbeddedItem(item_record(first + j, int(c), rng), f"{first + j:032x}", 800, 800, vectors[j])
+            for j, c in enumerate(clusters)
+        ]
+    with tempfile.TemporaryDirectory(prefix="catalens-writer-") as tmp:
+        store = CatalogStore.create(Path(tmp) / "store", STORE_MODEL, DIM, "Flat")
+        try:
+            with store.writer_lock():
+                started = time.perf_counter()
+                for start in range(0, n, batch_size):
+                    store.write_batch(embedded=items[start : start + batch_size])
+                    if (start // batch_size) % 200 == 0:
+                        print(f"  committed {start:,} of {n:,}", file=sys.stderr, flush=True)
+                seconds = time.perf_counter() - started
+            size = store.size_on_disk()
+        finally:
+            store.close()
+    rate = n / seconds
+    print(f"one writer commits {rate:,.0f} items/s ({n:,} items, batches of {batch_size})", file=sys.stderr)
+    return {
+        "mode": "writer_ceiling",
+        "items": n,
+        "batch_size": batch_size,
+        "dim": DIM,
+        "seconds": round(seconds, 2),
+        "writer_items_per_s": round(rate, 1),
+        "store_bytes_per_item": round(size / n),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--images", type=int, default=512)
@@ -76,7 +122,13 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="pipeline runs, interleaved with model-only runs")
+    parser.add_argument(
+        "--writer-ceiling", type=int, metavar="N", help="measure the store's one writer on N precomputed items instead"
+    )
     args = parser.parse_args()
+    if args.writer_ceiling:
+        print(json.dumps(writer_ceiling(args.writer_ceiling, args.batch_size or 256, args.seed)))
+        return 0
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     with tempfile.TemporaryDirectory(prefix="catalens-bench-") as tmp:
