@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalens.indexer.records import CATALOG_FIELDS
-from catalens.search.engine.types import Hit
+from catalens.search.engine.types import Hit, first_positions
 
 #: Catalog fields an attribute name may refer to directly (``attributes`` itself is no single value).
 _FIELD_NAMES = frozenset(CATALOG_FIELDS) - {"attributes"}
@@ -53,16 +53,7 @@ def first_per_group(keys: Sequence[int], group_of: Mapping[int, int], banned: It
     Returns:
         Positions in ``keys``, in order: items in no group, and the first item of every group not banned.
     """
-    seen = set(banned)
-    kept = []
-    for position, key in enumerate(keys):
-        group = group_of.get(key)
-        if group is not None:
-            if group in seen:
-                continue
-            seen.add(group)
-        kept.append(position)
-    return kept
+    return first_positions((group_of.get(key) for key in keys), banned)
 
 
 @dataclass(frozen=True)

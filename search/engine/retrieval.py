@@ -19,7 +19,15 @@ from catalens.indexer.store.fulltext import TermStats
 from catalens.indexer.vectors.rerank import rerank
 from catalens.search.engine.diversity import first_per_group
 from catalens.search.engine.snapshot import Snapshot
-from catalens.search.engine.types import Explanation, Hit, SearchOptions, _hit, collapse, list_depth
+from catalens.search.engine.types import (
+    Explanation,
+    Hit,
+    SearchOptions,
+    _hit,
+    collapse,
+    collapse_positions,
+    list_depth,
+)
 
 #: Filters matching at most this many items are scored exactly instead of searched in the index. Scoring
 #: exactly reads every match's vector from SQLite (about 70 µs a row at 1M items: 10,000 matches took 700 ms),
@@ -339,19 +347,6 @@ class RankedList:
     keys: list[int]
     hits: list[Hit]
     complete: bool
-
-
-def collapse_positions(hits: Sequence[Hit]) -> list[int]:
-    """Positions of the hits :func:`collapse` keeps (each product's best; items without a product stand alone)."""
-    seen: set[str] = set()
-    kept = []
-    for position, hit in enumerate(hits):
-        if hit.product_id:
-            if hit.product_id in seen:
-                continue
-            seen.add(hit.product_id)
-        kept.append(position)
-    return kept
 
 
 def dedupe_positions(store: CatalogStore, keys: Sequence[int], banned_keys: Iterable[int] = ()) -> list[int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -205,19 +205,33 @@ def list_depth(options: SearchOptions) -> int:
     return options.need * (4 if options.collapse_by_product or options.dedupe else 1)
 
 
+def first_positions(labels: Iterable[Hashable | None], banned: Iterable[Hashable] = ()) -> list[int]:
+    """Positions to keep so that each label shows once, at its first (best-ranked) place.
+
+    The one rule behind collapsing by product and near-duplicate removal: an unlabelled entry (``None``) is
+    always kept, a label in ``banned`` never.
+    """
+    seen = set(banned)
+    kept = []
+    for position, label in enumerate(labels):
+        if label is not None:
+            if label in seen:
+                continue
+            seen.add(label)
+        kept.append(position)
+    return kept
+
+
+def collapse_positions(hits: Sequence[Hit]) -> list[int]:
+    """Positions of the hits :func:`collapse` keeps (each product's best; items without a product stand alone)."""
+    return first_positions(hit.product_id or None for hit in hits)
+
+
 def collapse(hits: list[Hit], by_product: bool) -> list[Hit]:
     """Keep each product's best hit (items without a product id stand alone)."""
     if not by_product:
         return hits
-    seen: set[str] = set()
-    kept = []
-    for hit in hits:
-        if hit.product_id:
-            if hit.product_id in seen:
-                continue
-            seen.add(hit.product_id)
-        kept.append(hit)
-    return kept
+    return [hits[i] for i in collapse_positions(hits)]
 
 
 # -- recommendations -------------------------------------------------------------------------------------------
