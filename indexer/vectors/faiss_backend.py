@@ -33,6 +33,7 @@ from catalens.indexer.vectors.faiss_native import (
     ivf_of,
     last_line,
     make_index,
+    omp_threads,
     refine_of,
     search_params,
     stores_full_vectors,
@@ -190,11 +191,15 @@ class FaissIndex(VectorIndex):
             empty = (len(matrix), 0)
             return VectorSearch(np.zeros(empty, dtype=np.float32), np.zeros(empty, dtype=np.int64), True)
         hidden = np.zeros(0, dtype=np.int64) if hidden is None else hidden
-        if threads is not None:
-            # The setting is per calling thread (OpenMP). For one query at a time, right after a model forward
-            # pass whose OpenMP workers still spin, a second FAISS thread team fighting them for the cores made
-            # text queries ~3 ms slower on 2 cores (measured): the engine asks for 1.
-            faiss.omp_set_num_threads(threads)
+        # For one query at a time, right after a model forward pass whose OpenMP workers still spin, a second
+        # FAISS thread team fighting them for the cores made text queries ~3 ms slower on 2 cores (measured):
+        # the engine asks for 1.
+        with omp_threads(threads):
+            return self._search(matrix, n, size, allowed, hidden, attempt)
+
+    def _search(
+        self, matrix: np.ndarray, n: int, size: int, allowed: np.ndarray | None, hidden: np.ndarray, attempt: int
+    ) -> VectorSearch:
         if refine_of(self._index) is not None:
             return self._search_then_filter(matrix, n, allowed, hidden, attempt)
         if allowed is not None and self._scores_allowed_exactly(len(allowed), n):
@@ -215,9 +220,7 @@ class FaissIndex(VectorIndex):
         graph = faiss.downcast_index(graph.index) if isinstance(graph, faiss.IndexPreTransform) else graph
         l2 = self._index.metric_type == faiss.METRIC_L2
         if not isinstance(graph, faiss.IndexHNSW):
-            if threads is not None:
-                faiss.omp_set_num_threads(threads)
-            with contextlib.suppress(RuntimeError):  # an index type FAISS has no range search for
+            with contextlib.suppress(RuntimeError), omp_threads(threads):  # RuntimeError: FAISS has none for it
                 radius = 2 - 2 * threshold if l2 else threshold
                 lims, scores, ids = self._index.range_search(as_query_matrix(queries), radius)
                 scores = 1.0 - scores / 2.0 if l2 else scores

@@ -8,8 +8,10 @@ this module as FAISS's object model; the two are the only modules that import fa
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import faiss
@@ -180,3 +182,22 @@ def last_line(error: Exception) -> str:
     if not text:
         return type(error).__name__
     return text.splitlines()[-1].rsplit("failed: ", 1)[-1].rsplit("Error: ", 1)[-1]
+
+
+@contextlib.contextmanager
+def omp_threads(threads: int | None) -> Iterator[None]:
+    """FAISS's OpenMP team size for the calling thread while the block runs, restored afterwards.
+
+    The setting is per calling thread and shared with every OpenMP user in it, torch included: left at 1
+    after a one-thread search (index tuning asks for 1), the next forward pass in that thread (a caption pass
+    after ``catalens index`` publishes) ran on one core.
+    """
+    if threads is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -240,3 +240,18 @@ def test_unknown_index_backend_is_refused_with_the_choices(tmp_path: Path, tiny_
         _index(make_catalog(2), tmp_path / "store", tiny_spec, index_factory="annoy:trees=10")
     assert isinstance(caught.value, ValueError)
     assert not (tmp_path / "store" / "manifest.json").exists()
+
+
+def test_a_one_thread_search_leaves_the_model_its_threads() -> None:
+    """Index tuning and the engine search on one FAISS thread; the OpenMP setting they share with torch must come
+    back, or a caption pass after publishing (``catalens index --caption``) runs its model on one core."""
+    import torch
+
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)  # whether torch sees FAISS's setting depends on which loaded OpenMP first
+    index = FaissIndex.create("Flat", 8)
+    vectors = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    index.add(np.arange(20, dtype=np.int64), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    index.search(vectors[:1], 5, threads=1)
+    index.range_search(vectors[:2], 0.9, threads=1)
+    assert faiss.omp_get_max_threads() == 2 and torch.get_num_threads() == 2
