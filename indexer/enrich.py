@@ -7,7 +7,9 @@ each item is done once per captioner (or OCR engine) and image, each batch is co
 that also updates the full-text index, and an interrupted run picks up the items still missing.
 
 Images are read and decoded in a thread pool one batch ahead of the model; an image that cannot be read
-is recorded against its item with the reason, and the batch goes on.
+is recorded against its item with the reason, and the batch goes on. With ``EnrichOptions.ray`` the reading
+and the model run on a Ray cluster instead (:mod:`catalens.indexer.distributed.enrich_pass`) while this
+process stays the one writer and commits each batch as it streams back, through the same :func:`_commit`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from PIL import Image
 
+from catalens.indexer.distributed.enrich_stages import ocr_failure
 from catalens.indexer.errors import ItemError
 from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.images import decode_image
@@ -37,6 +42,10 @@ from catalens.models.captioning import (
 )
 from catalens.models.ocr import OcrEngine, OcrFailedError, OcrOptions, OcrResult, load_ocr
 
+if TYPE_CHECKING:
+    from catalens.indexer.distributed.enrich_pass import RayEnrichJob
+    from catalens.indexer.distributed.options import RayOptions
+
 
 @dataclass(frozen=True)
 class EnrichOptions:
@@ -47,12 +56,16 @@ class EnrichOptions:
         batch_size: images per captioner call (``None``: the captioner's default); OCR reads one at a time.
         workers: read-and-decode threads.
         fetch: limits for reading files and URLs.
+        ray: run the image passes on Ray (reading in CPU tasks, the captioner or OCR engine in an actor
+            pool); ``None`` runs them here. The attribute captioner works from stored vectors and always
+            runs here.
     """
 
     redo: bool = False
     batch_size: int | None = None
     workers: int = field(default_factory=default_workers)
     fetch: FetchOptions = field(default_factory=FetchOptions)
+    ray: RayOptions | None = None
 
 
 @dataclass
@@ -66,13 +79,15 @@ class EnrichReport:
     up_to_date: int = 0
     failed: list[FailedItem] = field(default_factory=list)
     seconds: float = 0.0
+    ray: dict[str, Any] | None = None
 
     @property
     def items_per_second(self) -> float:
         return (self.done + len(self.failed)) / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The JSON form; ``ray`` (the cluster and per-node throughput) only for a pass that ran on Ray."""
+        payload = {
             "store": self.store,
             "kind": self.kind,
             "spec": self.spec,
@@ -82,6 +97,7 @@ class EnrichReport:
             "seconds": round(self.seconds, 3),
             "items_per_second": round(self.items_per_second, 2),
         }
+        return {**payload, "ray": self.ray} if self.ray is not None else payload
 
 
 def enrich_store(
@@ -98,6 +114,8 @@ def enrich_store(
 
     Each model is loaded only when its pass starts (the captioner once the lock is held, the OCR engine
     after the captions are committed), so a slow or broken second model never costs the first pass's work.
+    With ``options.ray`` the models load in Ray actors instead, and both passes share one Ray session; the
+    attribute captioner, which works from the stored vectors, still runs here.
 
     Args:
         path: the store directory.
@@ -114,15 +132,36 @@ def enrich_store(
     Raises:
         StoreError: the store is missing, unreadable or locked by another writer.
         ModelError: a captioner or OCR engine cannot be loaded, or failed on a whole batch.
+        RayUnavailableError: ``options.ray`` was given and Ray is not installed.
+        RayRunError: Ray cannot be started or joined, or a pass on it failed as a whole (a model that does
+            not load in the actors too); the batches committed before stay.
     """
     reports: list[EnrichReport] = []
     if not captioner and not ocr:
         return reports
-    with CatalogStore.open(path) as store, store.writer_lock():
-        if captioner:
+    options = options or EnrichOptions()
+    ray = options.ray
+    captions_on_ray = bool(captioner) and ray is not None and parse_captioner_spec(str(captioner)).kind != "attributes"
+    if captions_on_ray or (ray is not None and ocr):
+        from catalens.indexer.distributed.session import import_ray
+
+        import_ray()  # without Ray, say how to install it before anything else, even when nothing is due
+    with CatalogStore.open(path) as store, store.writer_lock(), ExitStack() as stack:
+        if ray is not None and captions_on_ray and ocr:
+            from catalens.indexer.distributed.session import RaySession
+
+            # Each pass opens its own session when it has work; this one makes them share one Ray, started once.
+            stack.enter_context(RaySession(ray))
+        if captioner and captions_on_ray:
+            reports.append(_caption_on_ray(store, captioner, caption_options or CaptionOptions(), options, progress))
+        elif captioner:
+            if ray is not None and progress is not None:
+                progress.note(f"{captioner} captions the stored vectors: it runs here, not on Ray")
             loaded = load_store_captioner(store, captioner, caption_options)
             reports.append(caption_store(store, loaded, options, progress))
-        if ocr:
+        if ocr and ray is not None:
+            reports.append(_ocr_on_ray(store, ocr, ocr_options or OcrOptions(), options, progress))
+        elif ocr:
             reports.append(ocr_store(store, load_ocr(ocr, ocr_options), options, progress))
     return reports
 
@@ -197,10 +236,36 @@ def ocr_store(
             try:
                 results.append(_ocr(spec, task, engine.read(image)))
             except OcrFailedError as e:  # this image broke the engine; the next one may not
-                results.append(f"OCR failed: {e.reason}")
+                results.append(ocr_failure(e))
         return results
 
     return _run(store, "ocr", recorded_ocr_spec(engine), options, progress, 8, None, read)
+
+
+def _caption_on_ray(
+    store: CatalogStore, spec: str, caption: CaptionOptions, options: EnrichOptions, progress: ProgressSink | None
+) -> EnrichReport:
+    """:func:`caption_store` with the generative captioner ``spec`` loaded in Ray actors (``options.ray``)."""
+    from catalens.indexer.distributed.enrich_pass import caption_job
+
+    assert options.ray is not None
+    recorded = planned_caption_spec(spec, caption)
+    job = caption_job(
+        spec, recorded, caption, options.batch_size, options.ray, options.fetch, lambda t, c: _caption(recorded, t, c)
+    )
+    return _run(store, "caption", recorded, options, progress, job.batch_size or 8, None, None, job)
+
+
+def _ocr_on_ray(
+    store: CatalogStore, spec: str, ocr: OcrOptions, options: EnrichOptions, progress: ProgressSink | None
+) -> EnrichReport:
+    """:func:`ocr_store` with the OCR engine ``spec`` loaded in Ray actors (``options.ray``)."""
+    from catalens.indexer.distributed.enrich_pass import ocr_job
+
+    assert options.ray is not None
+    recorded = planned_ocr_spec(spec, ocr)
+    job = ocr_job(spec, recorded, ocr, options.ray, options.fetch, lambda t, r: _ocr(recorded, t, r))
+    return _run(store, "ocr", recorded, options, progress, job.batch_size or 8, None, None, job)
 
 
 def recorded_caption_spec(captioner: Captioner, store: CatalogStore) -> str:
@@ -214,20 +279,48 @@ def recorded_caption_spec(captioner: Captioner, store: CatalogStore) -> str:
     return str(getattr(captioner, "run_spec", captioner.spec))
 
 
+def planned_caption_spec(spec: str, options: CaptionOptions) -> str:
+    """The spec a generative captioner loaded from ``spec`` with ``options`` records, without loading it.
+
+    A Ray pass asks the store for the due items before any actor has loaded the model, so it needs the
+    recorded spec up front; it is :attr:`BlipCaptioner.run_spec`'s rule (the actors check that they agree).
+    """
+    defaults = CaptionOptions()
+    changed = {
+        name: getattr(options, name)
+        for name in ("prompt", "max_new_tokens", "num_beams")
+        if getattr(options, name) != getattr(defaults, name)
+    }
+    canonical = parse_captioner_spec(spec).canonical
+    return f"{canonical}?{urlencode(changed)}" if changed else canonical
+
+
 def recorded_ocr_spec(engine: OcrEngine) -> str:
     """The spec stored with OCR text: the engine, plus the settings that change what it keeps when not default."""
-    from urllib.parse import urlencode
+    return _ocr_spec(engine.spec, getattr(engine, "options", None))
 
-    options: OcrOptions | None = getattr(engine, "options", None)
+
+def planned_ocr_spec(spec: str, options: OcrOptions) -> str:
+    """:func:`recorded_ocr_spec` of the engine ``spec`` names with ``options``, without loading the engine.
+
+    Raises:
+        UnknownModelError: the spec names no OCR engine.
+    """
+    from catalens.models.ocr import parse_ocr_spec
+
+    return _ocr_spec(parse_ocr_spec(spec), options)
+
+
+def _ocr_spec(spec: str, options: OcrOptions | None) -> str:
     if options is None:
-        return engine.spec
+        return spec
     defaults = OcrOptions()
     changed = {
         name: ",".join(value) if isinstance(value, tuple) else value
         for name in ("min_confidence", "languages")
         if (value := getattr(options, name)) != getattr(defaults, name)
     }
-    return f"{engine.spec}?{urlencode(changed)}" if changed else engine.spec
+    return f"{spec}?{urlencode(changed)}" if changed else spec
 
 
 def _caption(spec: str, task: EnrichmentTask, caption: Caption) -> Enrichment:
@@ -253,18 +346,30 @@ def _run(
     batch_size: int,
     vector_step: VectorStep | None,
     image_step: ImageStep | None,
+    ray_job: RayEnrichJob | None = None,
 ) -> EnrichReport:
-    """Process the due items batch by batch; each result is an :class:`Enrichment` or a failure reason."""
+    """Process the due items batch by batch; each result is an :class:`Enrichment` or a failure reason.
+
+    The due items come from the store in every case, so a run on Ray that was interrupted resumes exactly
+    like a local one: the items committed are not due any more.
+    """
     started = time.perf_counter()
     report = EnrichReport(str(store.path), kind, spec)
     total = store.status_counts()["indexed"]
     tasks = store.enrichment_tasks(kind, spec, redo=options.redo)
     report.up_to_date = total - len(tasks)
     if progress is not None:
-        progress.start(f"{kind} ({spec})", len(tasks))
+        progress.start(f"{kind} ({spec})" if ray_job is None else f"{kind} ({spec}) on Ray", len(tasks))
     batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
     try:
-        if vector_step is not None:
+        if ray_job is not None and tasks:
+            stream = ray_job.stream(tasks, progress)
+            try:
+                for streamed, outcomes in stream:
+                    _commit(store, streamed, outcomes, report, progress)
+            finally:
+                report.ray = stream.summary()
+        elif vector_step is not None:
             for batch in batches:
                 _commit(store, batch, vector_step(batch), report, progress)
         elif image_step is not None:

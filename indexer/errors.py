@@ -160,3 +160,21 @@ class StoreWriteError(StoreError):
             advice = "nothing was lost: the store keeps its previous state; free some space and run it again"
         where = f"the store at {path!r}" if path else "the store"
         super().__init__(f"cannot {operation} in {where}: {reason}; {advice}")
+
+
+class RayUnavailableError(IndexerError):
+    """``--ray`` was asked for but Ray is not installed here."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "--ray needs Ray, which is not installed: pip install 'catalens[ray]' "
+            "(every node of the cluster needs catalens and Ray of the same versions)"
+        )
+
+
+class RayRunError(IndexerError):
+    """Ray could not be started or joined, or a pass on it failed as a whole (what was committed stays)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Ray run failed: {reason}")

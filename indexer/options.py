@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalens.indexer.distributed.options import RayOptions
 from catalens.indexer.fetch import FetchOptions
 from catalens.indexer.store import FailedItem
 
@@ -34,6 +35,8 @@ class IndexOptions:
         max_pixels: the most pixels an image may have when its format cannot be decoded at reduced size
             (every format but JPEG), to bound the decoder's memory (about 4 bytes a pixel); larger images fail
             with a reason. ``None``: Pillow's decompression-bomb limit alone.
+        ray: run reading, decoding and the model on Ray (see :mod:`catalens.indexer.distributed`); this
+            process stays the store's one writer. ``None``: run here.
     """
 
     model: str | None = None
@@ -46,6 +49,7 @@ class IndexOptions:
     device: str = "auto"
     fetch: FetchOptions = field(default_factory=FetchOptions)
     max_pixels: int | None = None
+    ray: RayOptions | None = None
 
 
 @dataclass
@@ -67,6 +71,7 @@ class IndexReport:
     embed_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     model_note: str | None = None
+    ray: dict[str, Any] | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -91,4 +96,5 @@ class IndexReport:
             "embedded": self.embedded,
             "images_per_second": round(self.images_per_second, 2),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
+            **({"ray": self.ray} if self.ray is not None else {}),
         }

@@ -9,22 +9,21 @@ batch of work, and a re-run skips what was committed (no duplicates: item ids ar
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from catalens.indexer.errors import ItemError, StoreModelMismatchError
+from catalens.indexer.errors import StoreModelMismatchError
 from catalens.indexer.fetch import Fetcher
-from catalens.indexer.images import decode_image
 from catalens.indexer.lock import WriterLock
 from catalens.indexer.options import IndexOptions, IndexReport, default_workers
+from catalens.indexer.prepare import Decoded, SameContent, content_hash, read_item
 from catalens.indexer.progress import NoProgress, ProgressSink
 from catalens.indexer.publish import IndexGoals, publish_index
 from catalens.indexer.records import ItemRecord, ScanProblem
@@ -36,7 +35,16 @@ from catalens.models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelR
 
 DECODE_NICENESS = 10
 
-__all__ = ["IndexOptions", "IndexReport", "ProgressSink", "content_hash", "default_workers", "index_catalog", "reindex"]
+__all__ = [
+    "IndexOptions",
+    "IndexReport",
+    "ProgressSink",
+    "content_hash",
+    "default_workers",
+    "index_catalog",
+    "known_hash",
+    "reindex",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,6 @@ class _Ready:
     width: int
     height: int
     pixels: np.ndarray
-    is_new: bool
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,6 @@ class _Failed:
 
 
 _Prepared = _Ready | _SameContent | _Failed
-
-
-def content_hash(data: bytes) -> str:
-    """The content hash recorded per item; equal bytes are never embedded twice."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def index_catalog(
@@ -97,8 +99,14 @@ def index_catalog(
         StoreVersionError, StoreCorruptError: the store cannot be opened.
         IndexBuildError: the FAISS factory string is invalid or cannot be trained.
         ModelError: the model cannot be loaded.
+        RayUnavailableError, RayRunError: ``options.ray`` is set and Ray is missing, unreachable or failed (the
+            batches committed before a failure stay, and a re-run goes on from them).
     """
     options = options or IndexOptions()
+    if options.ray is not None:
+        from catalens.indexer.distributed.session import import_ray
+
+        import_ray()  # without Ray, say how to install it before anything is scanned or written
     sink = progress or NoProgress()
     registry = registry or default_registry()
     catalog = source if not isinstance(source, str | os.PathLike) else open_source(source)
@@ -107,7 +115,8 @@ def index_catalog(
     with WriterLock(root / LOCK_NAME, str(root)):
         store = CatalogStore.open(root) if CatalogStore.exists(root) else None
         try:
-            load_options = LoadOptions(device=options.device)
+            # On Ray the actors hold the model; this process loads it on its CPU only to learn its shape.
+            load_options = LoadOptions(device="cpu" if options.ray is not None else options.device)
             wanted = options.model or (None if store is not None else DEFAULT_MODEL)
             note: str | None = None
             if encoder is not None:
@@ -283,7 +292,13 @@ class _Run:
     def _process(self, work: list[ItemRecord], existing: dict[str, ItemState]) -> None:
         if not work:
             return
-        self.sink.start("embedding", len(work))
+        self.sink.start("embedding" if self.options.ray is None else "embedding on Ray", len(work))
+        if self.options.ray is not None:
+            try:
+                self._process_on_ray(work, existing)
+            finally:
+                self.sink.finish()
+            return
         window = 2 * self.batch_size + 2 * self.options.workers
         ready: list[_Ready] = []
         same: list[ItemRecord] = []
@@ -327,20 +342,22 @@ class _Run:
 
     def _prepare(self, fetcher: Fetcher, record: ItemRecord, state: ItemState | None) -> _Prepared:
         """Worker-thread step: read, hash, decode and preprocess one item; never raises."""
+        result = read_item(
+            fetcher,
+            record.source,
+            known_hash(state),
+            draft_size=self.encoder.image_size,
+            max_pixels=self.options.max_pixels,
+        )
+        if isinstance(result, SameContent):
+            return _SameContent(record)
+        if not isinstance(result, Decoded):
+            return _Failed(record, result.reason)
         try:
-            data = fetcher.read(record.source)
-            digest = content_hash(data)
-            if state is not None and state.status == "indexed" and state.has_vector and state.content_hash == digest:
-                return _SameContent(record)
-            decoded = decode_image(
-                data, source=record.source, draft_size=self.encoder.image_size, max_pixels=self.options.max_pixels
-            )
-            pixels = self.encoder.preprocess(decoded.image)
-            return _Ready(record, digest, decoded.width, decoded.height, pixels, is_new=state is None)
-        except ItemError as e:
-            return _Failed(record, e.reason)
+            pixels = self.encoder.preprocess(result.image)
         except Exception as e:  # one bad image must never stop the run
-            return _Failed(record, f"unexpected error while decoding: {type(e).__name__}: {e}")
+            return _Failed(record, f"unexpected error while preprocessing: {type(e).__name__}: {e}")
+        return _Ready(record, result.content_hash, result.width, result.height, pixels)
 
     def _flush(
         self, ready: list[_Ready], same: list[ItemRecord], failed: list[_Failed], existing: dict[str, ItemState]
@@ -352,19 +369,55 @@ class _Run:
                 EmbeddedItem(r.record, r.content_hash, r.width, r.height, vector)
                 for r, vector in zip(ready, vectors, strict=True)
             ]
-        failures = [(FailedItem(f.record.id, f.record.source, f.reason), f.record) for f in failed]
-        self.store.write_batch(embedded=embedded, failed=failures, touched=same)
-        for r in ready:
-            if r.is_new:
-                self.report.new += 1
-            else:
+        self._commit(embedded, same, [(f.record, f.reason) for f in failed], existing)
+
+    def _commit(
+        self,
+        embedded: Sequence[EmbeddedItem],
+        same: Sequence[ItemRecord],
+        failed: Sequence[tuple[ItemRecord, str]],
+        existing: dict[str, ItemState],
+    ) -> None:
+        """Write one batch of results in one transaction and count it; every path ends here."""
+        failures = [(FailedItem(record.id, record.source, reason), record) for record, reason in failed]
+        self.store.write_batch(embedded=list(embedded), failed=failures, touched=list(same))
+        for item in embedded:
+            if item.record.id in existing:
                 self.report.updated += 1
-        self.report.embedded += len(ready)
+            else:
+                self.report.new += 1
+        self.report.embedded += len(embedded)
         self.report.unchanged += len(same)
         self.report.failed.extend(f for f, _ in failures)
-        if ready or any(_had_vector(existing.get(f.record.id)) for f in failed):
+        if embedded or any(_had_vector(existing.get(record.id)) for record, _ in failed):
             self.vectors_changed = True
-        self.sink.advance(len(ready) + len(same) + len(failed))
+        self.sink.advance(len(embedded) + len(same) + len(failed))
+
+    def _process_on_ray(self, work: list[ItemRecord], existing: dict[str, ItemState]) -> None:
+        """Fetch and decode in Ray tasks, embed in a Ray actor pool; commit each batch here as it streams in."""
+        from catalens.indexer.distributed import EmbedJob, embed_on_ray
+
+        assert self.options.ray is not None
+        job = EmbedJob(
+            sources=[r.source for r in work],
+            known_hashes=[known_hash(existing.get(r.id)) for r in work],
+            model=self.encoder.spec,
+            device=self.options.device,
+            draft_size=self.encoder.image_size,
+            batch_size=self.batch_size,
+            max_pixels=self.options.max_pixels,
+            fetch=self.options.fetch,
+        )
+        stream = embed_on_ray(job, self.options.ray, self.sink)
+        for batch in stream:
+            embedded = [
+                EmbeddedItem(work[row.index], row.content_hash, row.width, row.height, row.vector)
+                for row in batch.embedded
+            ]
+            same = [work[i] for i in batch.same]
+            failed = [(work[i], reason) for i, reason in batch.failed]
+            self._commit(embedded, same, failed, existing)
+        self.report.ray = stream.summary()
 
 
 def _yield_cpu_to_inference() -> None:
@@ -382,3 +435,10 @@ def _yield_cpu_to_inference() -> None:
 
 def _had_vector(state: ItemState | None) -> bool:
     return state is not None and state.has_vector
+
+
+def known_hash(state: ItemState | None) -> str | None:
+    """The content hash an item already has a vector for, if any: equal bytes are not embedded again."""
+    if state is not None and state.status == "indexed" and state.has_vector:
+        return state.content_hash
+    return None

@@ -12,7 +12,7 @@ This is the only package that imports torch, open_clip or transformers (lazily: 
 
 from __future__ import annotations
 
-from catalens.models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec
+from catalens.models.base import ImageTextEncoder, LoadOptions, ModelInfo, ModelSpec, use_cpu_threads
 from catalens.models.captioning import (
     Caption,
     Captioner,
@@ -74,4 +74,5 @@ __all__ = [
     "list_models",
     "load_model",
     "parse_spec",
+    "use_cpu_threads",
 ]

@@ -155,3 +155,13 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=-1, keepdims=True)
     return np.ascontiguousarray(array / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def use_cpu_threads(threads: int) -> None:
+    """Let the models in this process run on ``threads`` intra-op CPU threads (torch's pool is per process).
+
+    A Ray actor holding a model on CPU is given its CPUs as a resource; its torch pool should match them.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, threads))

@@ -14,6 +14,11 @@ Prints one line per round and a final JSON line. Usage::
 
     python scripts/kill_loop.py --kills 50                # the tiny random model, written to the work dir
     python scripts/kill_loop.py --kills 50 --model catalens-mini
+    python scripts/kill_loop.py --kills 10 --ray          # the run on a local Ray, driver and cluster killed
+
+With ``--ray`` each run starts a Ray on this machine (``catalens index --ray``), and a kill takes down the
+driver and the Ray it started together (its process group), as a lost machine would; the kill is aimed after
+the first batch the cluster sent back was committed, since Ray's start-up takes most of a short run.
 """
 
 from __future__ import annotations
@@ -168,6 +173,22 @@ def published_seq(store: Path) -> int:
     return int(index.get("seq", 0))
 
 
+def wait_for_a_commit(store: Path, process: subprocess.Popen[bytes], settle: float = 2.0) -> float:
+    """Block until a result batch is committed (or the run exits); returns that moment.
+
+    The run's first transactions (removals, failed rows) come right after it starts; those after ``settle``
+    seconds of quiet are the batches streaming back from the cluster.
+    """
+    wait_for_store_activity(store, process)
+    deadline = time.monotonic() + settle
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    planned = change_seq(store)
+    while process.poll() is None and change_seq(store) == planned:
+        time.sleep(0.02)
+    return time.monotonic()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="catalens-kill-"))
     catalog, store = work / "catalog", work / "store"
@@ -183,13 +204,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "catalens.search.cli", "index", str(catalog), "--store", str(store)]
     command += ["--model", model, "--batch-size", str(args.batch_size), "--workers", "1", "--quiet", "--json"]
+    if args.ray:
+        command += ["--ray", "--ray-cpus-per-actor", "1"]
     kills = finished_first = mid_run = 0
     started = time.monotonic()
     for round_ in range(1, args.kills + 1):
         before = change_seq(store)
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=args.ray
+        )
         # Interpreter and model start-up take most of a run; aim the kill at the part that writes.
-        anchor = wait_for_store_activity(store, process)
+        anchor = wait_for_a_commit(store, process) if args.ray else wait_for_store_activity(store, process)
         delay = rng.uniform(0.0, args.window)
         try:
             process.wait(timeout=delay)
@@ -199,7 +224,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 assert process.stderr is not None
                 raise SystemExit(f"indexer failed in round {round_}: {process.stderr.read().decode()[-2000:]}")
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
+            if args.ray:  # the driver and the Ray it started (raylet, GCS, workers) go down together
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.send_signal(signal.SIGKILL)
             process.wait()
             kills += 1
             after = change_seq(store)
@@ -241,6 +269,7 @@ def main() -> None:
     parser.add_argument(
         "--window", type=float, default=1.5, help="kill at a random moment this many seconds after the first write"
     )
+    parser.add_argument("--ray", action="store_true", help="index on a local Ray (catalens index --ray)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="where the catalog and store go (default: a new temp folder)")
     result = run(parser.parse_args())

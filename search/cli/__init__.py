@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from catalens.search.cli.app import build_parser, main
 from catalens.search.cli.exits import (
+    EXIT_CLUSTER,
     EXIT_FAILED,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
@@ -26,6 +27,7 @@ from catalens.search.cli.exits import (
 from catalens.search.query_syntax import parse_filters
 
 __all__ = [
+    "EXIT_CLUSTER",
     "EXIT_FAILED",
     "EXIT_INPUT",
     "EXIT_INTERRUPTED",

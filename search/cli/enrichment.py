@@ -11,7 +11,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from catalens.search.cli.exits import EXIT_OK
-from catalens.search.cli.parsing import add_caption_options, fraction
+from catalens.search.cli.parsing import add_caption_options, add_ray_options, fraction, ray_options
 from catalens.search.cli.render import emit_json, print_captioners, print_pass
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def register_caption(commands: Commands) -> None:
     caption.add_argument("--redo", action="store_true", help="caption every item again")
     caption.add_argument("--json", action="store_true")
     caption.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_ray_options(caption)
     caption.set_defaults(handler=run_caption)
 
 
@@ -44,6 +45,7 @@ def register_ocr(commands: Commands) -> None:
     ocr.add_argument("--redo", action="store_true", help="read every item again")
     ocr.add_argument("--json", action="store_true")
     ocr.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_ray_options(ocr)
     ocr.set_defaults(handler=run_ocr)
 
 
@@ -59,7 +61,9 @@ def run_passes(
 ) -> list[EnrichReport]:
     """Run the caption and OCR passes asked for on ``--store``, with the command's options; their reports.
 
-    ``ocr`` is an engine spec, or ``"default"`` (what a bare ``--ocr`` gives) for the default engine.
+    ``ocr`` is an engine spec, or ``"default"`` (what a bare ``--ocr`` gives) for the default engine. With
+    ``--ray`` the passes read images and run their models on Ray (the attribute captioner, which works from
+    the stored vectors, still runs here).
     """
     from catalens.indexer.enrich import EnrichOptions, enrich_store
     from catalens.models.captioning import CaptionOptions
@@ -82,7 +86,11 @@ def run_passes(
         caption_options=caption_options,
         ocr=DEFAULT_OCR if ocr == "default" else ocr,
         ocr_options=OcrOptions(min_confidence=confidence) if confidence is not None else OcrOptions(),
-        options=EnrichOptions(redo=getattr(args, "redo", False), batch_size=getattr(args, "caption_batch_size", None)),
+        options=EnrichOptions(
+            redo=getattr(args, "redo", False),
+            batch_size=getattr(args, "caption_batch_size", None),
+            ray=ray_options(args),
+        ),
         progress=progress,
     )
 

@@ -4,14 +4,22 @@
 3 store problem (missing, locked, other model, unreadable, damaged, not writable: a full disk or a
 read-only filesystem); 4 model unavailable or broken; 5 bad input
 (catalog source, index factory, query, filter, unknown item id, unreadable image, fine-tuning job);
-130 interrupted.
+6 Ray not installed, not reachable, or its pass failed (what was committed stays); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import errno
 
-from catalens.indexer.errors import IndexBuildError, ItemError, SourceError, StoreError, StoreWriteError
+from catalens.indexer.errors import (
+    IndexBuildError,
+    ItemError,
+    RayRunError,
+    RayUnavailableError,
+    SourceError,
+    StoreError,
+    StoreWriteError,
+)
 from catalens.indexer.tagging.errors import TaggingError
 from catalens.models.errors import ModelError
 from catalens.models.training.errors import FinetuneError
@@ -23,6 +31,7 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_MODEL = 4
 EXIT_INPUT = 5
+EXIT_CLUSTER = 6
 EXIT_INTERRUPTED = 130
 
 #: Library errors and the exit code each gets, the first matching entry winning.
@@ -35,6 +44,8 @@ ERROR_EXITS: tuple[tuple[type[Exception], int], ...] = (
     (SearchError, EXIT_INPUT),
     (TaggingError, EXIT_INPUT),  # a bad taxonomy, labelled or calibration file, or a decision that cannot apply
     (FinetuneError, EXIT_INPUT),  # a fine-tuning job's unusable inputs (held-out share, template, too few pairs)
+    (RayUnavailableError, EXIT_CLUSTER),
+    (RayRunError, EXIT_CLUSTER),
 )
 
 

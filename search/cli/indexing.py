@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from catalens.indexer.publish import index_summary
 from catalens.search.cli.enrichment import run_passes
 from catalens.search.cli.exits import EXIT_FAILED, EXIT_OK
-from catalens.search.cli.parsing import add_caption_options, non_negative, positive_int
+from catalens.search.cli.parsing import add_caption_options, add_ray_options, non_negative, positive_int, ray_options
 from catalens.search.cli.render import describe_index, emit_json, print_index_report, print_pass, print_store_info
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def register_index(commands: Commands) -> None:
         help="fail images over N pixels whose format cannot be decoded at reduced size (all but JPEG), to bound "
         "the decoder's memory (about 4 bytes a pixel); default: Pillow's decompression-bomb limit",
     )
+    add_ray_options(index)
     index.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     index.set_defaults(handler=run_index)
@@ -171,6 +172,7 @@ def run_index(args: argparse.Namespace) -> int:
         device=args.device,
         fetch=FetchOptions(deadline_s=args.fetch_deadline, allow=tuple(args.fetch_allow or ())),
         max_pixels=args.max_pixels,
+        ray=ray_options(args),
         **({"workers": args.workers} if args.workers else {}),
     )
     progress = TqdmProgress(enabled=not args.quiet)

@@ -24,6 +24,8 @@ class CliParser(argparse.ArgumentParser):
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from catalens.indexer.distributed import RayOptions
+
     #: What each command module's ``register_*`` functions add their sub-command to.
     Commands: TypeAlias = argparse._SubParsersAction[CliParser]
 
@@ -76,6 +78,41 @@ def add_caption_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--caption-batch-size", type=positive_int, help="images per captioner call")
     if not any(a.dest == "device" for a in parser._actions):
         parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the actor pool's shape, for the passes that can run on a Ray cluster."""
+    group = parser.add_argument_group("Ray (pip install 'catalens[ray]')")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="read, decode and run the model on Ray; this process stays the store's one writer. Bare --ray starts "
+        "a Ray on this machine for the run; ADDRESS (auto, HOST:PORT, ray://HOST:PORT) joins a cluster. Inputs must "
+        "be URLs or paths every node can read",
+    )
+    group.add_argument(
+        "--ray-actors", type=positive_int, metavar="N", help="model replicas (default: one per GPU, else per CPU)"
+    )
+    group.add_argument(
+        "--ray-gpus-per-actor", type=non_negative, metavar="G", help="GPUs per replica (default 1 when there are GPUs)"
+    )
+    group.add_argument("--ray-cpus-per-actor", type=non_negative, metavar="C", help="CPUs per replica (default 1)")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions | None:
+    """The :class:`RayOptions` the ``--ray`` flags ask for, or ``None`` to run here."""
+    if getattr(args, "ray", None) is None:
+        return None
+    from catalens.indexer.distributed import RayOptions
+
+    return RayOptions.from_cli(
+        args.ray,
+        actors=args.ray_actors,
+        gpus_per_actor=args.ray_gpus_per_actor,
+        cpus_per_actor=args.ray_cpus_per_actor,
+    )
 
 
 def add_result_options(parser: argparse.ArgumentParser) -> None:

@@ -57,12 +57,25 @@ def print_index_report(report: IndexReport) -> None:
         f"  {report.indexed_total} items searchable; index {report.index_factory}, generation {report.generation}; "
         f"{report.elapsed_seconds:.1f} s{speed}"
     )
+    if report.ray:
+        print_ray_nodes(report.ray)
     if report.failed:
         print("Failed items:")
         for failure in report.failed[:50]:
             print(f"  {failure.id}: {failure.reason}")
         if len(report.failed) > 50:
             print(f"  ... and {len(report.failed) - 50} more (see `catalens info --json`)")
+
+
+def print_ray_nodes(ray: dict[str, Any]) -> None:
+    """Where a Ray run's work went: the pool, then each node's items and throughput."""
+    gpus = f", {ray['gpus_per_actor']:g} GPU each" if ray["gpus_per_actor"] else " on CPU"
+    print(f"  Ray at {ray['address']}: {ray['actors']} model replica(s){gpus}, {ray['wall_seconds']:.1f} s")
+    for node in ray["nodes"]:
+        print(
+            f"    {node['host']:<24} read {node['read']:>8}  processed {node['processed']:>8}  "
+            f"{node['items_per_second']:>8.1f} items/s ({node['model_items_per_second']:.1f} in the model)"
+        )
 
 
 def describe_index(summary: dict[str, Any]) -> str:
@@ -89,6 +102,8 @@ def print_pass(report: EnrichReport) -> None:
         f"{what} {report.done} items with {report.spec} ({report.up_to_date} already done, "
         f"{len(report.failed)} failed; {report.seconds:.1f} s, {report.items_per_second:.1f} items/s)"
     )
+    if report.ray:
+        print_ray_nodes(report.ray)
     for failure in report.failed[:20]:
         print(f"  {failure.id}: {failure.reason}")
     if len(report.failed) > 20:
