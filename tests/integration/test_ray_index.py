@@ -22,6 +22,7 @@ from catalens.indexer.errors import RayUnavailableError
 from catalens.indexer.pipeline import IndexOptions, index_catalog
 from catalens.indexer.store import CatalogStore
 from catalens.search.cli import EXIT_CLUSTER, EXIT_OK, main
+from catalens.search.cli.render import print_ray_nodes
 from tests.conftest import pattern_image
 
 ray = pytest.importorskip("ray")
@@ -79,34 +80,15 @@ def test_a_catalog_indexed_on_ray_matches_a_local_run(
     assert sum(n["processed"] for n in nodes) == 15
     assert all(n["host"] and n["model_seconds"] >= 0 for n in nodes)
 
-    # A second run on Ray finds nothing to do; a changed image is embedded again, once.
+    # A second run on Ray plans as a local one does: only the failed items are tried again, and fail again.
     again = index_catalog(catalog, tmp_path / "ray", IndexOptions(batch_size=4, ray=RayOptions()))
     assert (again.new, again.updated, again.embedded, again.unchanged) == (0, 0, 0, 15)
-    pattern_image(77, (160, 120)).save(catalog / "item-002.jpg", quality=92)
-    changed = index_catalog(catalog, tmp_path / "ray", IndexOptions(batch_size=4, ray=RayOptions()))
-    assert (changed.updated, changed.embedded, changed.new) == (1, 1, 0)
-    assert store_contents(tmp_path / "ray")[0].keys() == ray_items.keys()
+    assert {f.id for f in again.failed} == set(expected)
+    assert again.ray is not None and sum(n["read"] for n in again.ray["nodes"]) == len(expected)
+    assert store_contents(tmp_path / "ray")[0] == ray_items
 
 
-def test_the_cli_reports_each_nodes_throughput_in_json(
-    local_ray: None,
-    tmp_path: Path,
-    tiny_spec: str,
-    make_catalog: Callable[..., Path],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    catalog = make_catalog(6)
-    args = ["index", str(catalog), "--store", str(tmp_path / "s"), "--model", tiny_spec, "--ray", "--quiet", "--json"]
-    assert main([*args, "--batch-size", "4", "--ray-actors", "1"]) == EXIT_OK
-    report = json.loads(capsys.readouterr().out)
-    assert report["new"] == 6 and report["failed"] == 0
-    assert report["ray"]["actors"] == 1
-    (node,) = report["ray"]["nodes"]
-    assert node["read"] == node["processed"] == 6
-    assert node["items_per_second"] > 0 and node["model_items_per_second"] > 0
-
-
-def test_a_parquet_manifest_is_indexed_on_ray(
+def test_a_parquet_manifest_on_ray_reports_each_nodes_throughput(
     local_ray: None,
     tmp_path: Path,
     tiny_spec: str,
@@ -115,23 +97,31 @@ def test_a_parquet_manifest_is_indexed_on_ray(
 ) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    catalog = make_catalog(3)
+    catalog = make_catalog(6)
     rows = [
         {"id": f"sku-{i}", "image": str(catalog / f"item-{i:03d}.jpg"), "title": f"Shirt {i}", "price": 10.0 + i}
-        for i in range(3)
+        for i in range(6)
     ] + [{"id": "sku-bad", "image": str(catalog / "notes.jpg"), "title": "Notes", "price": 1.0}]
     (catalog / "notes.jpg").write_text("not a picture")
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "catalog.parquet")
 
     args = ["index", str(tmp_path / "catalog.parquet"), "--store", str(tmp_path / "s"), "--model", tiny_spec]
-    assert main([*args, "--ray", "--quiet"]) == EXIT_OK
+    assert main([*args, "--ray", "--ray-actors", "1", "--batch-size", "4", "--quiet", "--json"]) == EXIT_OK
 
-    out = capsys.readouterr().out  # people get the per-node figures as a table
-    assert "Ray at local: " in out and "processed        3" in out
-    assert "sku-bad: not an image: the file contains text" in out
+    report = json.loads(capsys.readouterr().out)
+    assert report["new"] == 6 and report["failures"][0]["id"] == "sku-bad"
+    assert report["failures"][0]["reason"] == "not an image: the file contains text"
+    assert report["ray"]["actors"] == 1
+    (node,) = report["ray"]["nodes"]
+    assert node["read"] == 7 and node["processed"] == 6
+    assert node["items_per_second"] > 0 and node["model_items_per_second"] > 0
     with CatalogStore.open(tmp_path / "s") as store:
         stored = store.get_items_by_id(["sku-0", "sku-2"])
     assert stored["sku-2"].title == "Shirt 2" and stored["sku-2"].price == 12.0
+
+    print_ray_nodes(report["ray"])  # what people read instead of the JSON
+    table = capsys.readouterr().out
+    assert "Ray at local: 1 model replica(s) on CPU" in table and "processed        6" in table
 
 
 def test_inputs_a_node_cannot_read_are_named_before_the_pass_and_explained_after(
