@@ -54,8 +54,9 @@ typecheck: install
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile)
 
+# The 20 slowest tests are listed at the end, so a test that grows past its share of the CI budget shows.
 test: lint sysdeps
-	$(VENV)/bin/pytest $(PYTEST_PARALLEL)
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=20
 
 # The development loop: lint and every test not marked slow. `make test` (and CI) still runs everything.
 test-fast: lint sysdeps
