@@ -38,7 +38,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import clipart_data  # noqa: E402
 import mini_data  # noqa: E402
+import mini_vocab  # noqa: E402
+from mini_augment import augment  # noqa: E402
 
 from catalens.models.mini import ImageTowerConfig, MiniCLIP, MiniConfig, TextTowerConfig, save_mini  # noqa: E402
 
@@ -55,6 +58,7 @@ LABEL_TEMPLATES = (
     "a {} on a white background",
 )
 GROUP_TEMPLATES = ("an emoji of {}", "{}", "an icon from the {} group", "a photo of a {}.")
+CATEGORY_TEMPLATES = ("{}", "a drawing of {}", "a picture of {}", "clip art of {}")
 
 
 class TextBank:
@@ -65,12 +69,15 @@ class TextBank:
         self._index: dict[str, int] = {}
         self.labels: list[int] = []  # the plain name of each class
         self.by_kind: list[dict[str, list[int]]] = []
+        self.mirrorable: list[bool] = []  # whether each class's pictures may be flipped left to right
         for hexcode in classes:
             e = emoji[hexcode]
             label = mini_data.clean_label(e.label)
             group = mini_data.GROUP_NAMES[e.group]
+            shop = mini_vocab.department(label, e.tags, e.subgroup)
             kinds = {
                 "label": [self._add(t.format(label)) for t in LABEL_TEMPLATES],
+                "shop": [self._add(t) for t in mini_vocab.department_texts(shop, label)] if shop else [],
                 "tags": [self._add(t) for t in e.tags if t != label][:12],
                 "combined": [self._add(f"{label}, {', '.join(e.tags[:3])}")] if e.tags else [],
                 "shortcodes": [self._add(c) for c in e.shortcodes][:4],
@@ -79,6 +86,27 @@ class TextBank:
             }
             self.labels.append(kinds["label"][0])
             self.by_kind.append(kinds)
+            self.mirrorable.append(mini_vocab.mirrorable(label, e.group))
+
+    def add_picture(self, title: str, keywords: list[str], categories: list[str], shop: str | None) -> int:
+        """Add one picture that is its own class (a clip-art drawing with a title); returns the class index.
+
+        Its texts are its title in the name templates, its keywords, its folder categories (``food``,
+        ``fruit``) and its department's shop names; texts it shares with other classes (a category, a common
+        title) count as right answers for all of them.
+        """
+        kinds = {
+            "label": [self._add(t.format(title)) for t in LABEL_TEMPLATES],
+            "shop": [self._add(t) for t in mini_vocab.department_texts(shop, title)] if shop else [],
+            "tags": [self._add(k) for k in keywords if k != title][:12],
+            "combined": [self._add(f"{title}, {', '.join(keywords[:3])}")] if keywords else [],
+            "shortcodes": [],
+            "group": [self._add(t.format(c)) for c in categories for t in CATEGORY_TEMPLATES],
+        }
+        self.labels.append(kinds["label"][0])
+        self.by_kind.append(kinds)
+        self.mirrorable.append(True)  # the folders with text and signs are left out of the clip art
+        return len(self.labels) - 1
 
     def _add(self, text: str) -> int:
         if text not in self._index:
@@ -86,9 +114,9 @@ class TextBank:
             self.texts.append(text)
         return self._index[text]
 
-    def sample(self, classes: np.ndarray, rng: random.Random) -> np.ndarray:
-        kinds = ("label", "tags", "combined", "shortcodes", "group")
-        weights = (0.5, 0.2, 0.12, 0.06, 0.12)
+    def sample(self, classes: np.ndarray, rng: random.Random, shop_weight: float = 0.0) -> np.ndarray:
+        kinds = ("label", "tags", "combined", "shortcodes", "group", "shop")
+        weights = (0.5, 0.2, 0.12, 0.06, 0.12, shop_weight)
         out = np.empty(len(classes), dtype=np.int64)
         for i, c in enumerate(classes):
             options = self.by_kind[int(c)]
@@ -110,82 +138,21 @@ def load_training_data(cache: Path) -> tuple[dict[str, mini_data.Emoji], list[st
     return emoji, classes, images, labels, counts
 
 
-def augment(batch: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """Icons (B, 4, S, S) uint8 RGBA → augmented RGB product-like shots (B, 3, size, size) in [0, 1]."""
-    b = batch.shape[0]
-    x = batch.float() / 255.0
-    rgb, alpha = x[:, :3] * x[:, 3:], x[:, 3:]
-    x = torch.cat([rgb, alpha], 1)  # premultiplied, so resampling does not bleed black edges
-
-    def u(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, generator=gen)
-
-    scale = u(0.5, 1.05)
-    angle = torch.where(torch.rand(b, generator=gen) < 0.5, u(-0.3, 0.3), torch.zeros(b))
-    aspect = torch.exp(u(-0.12, 0.12))
-    room = (1.0 - scale).clamp(min=0.0)
-    tx, ty = u(-1, 1) * room, u(-1, 1) * room
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack(
-        [
-            torch.stack([cos / (scale * aspect), -sin / scale, -tx / scale], 1),
-            torch.stack([sin / scale, cos * aspect / scale, -ty / scale], 1),
-        ],
-        1,
-    )
-    grid = F.affine_grid(theta, [b, 4, size, size], align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    rgb, alpha = x[:, :3], x[:, 3:]
-
-    # Outline styles (OpenMoji-like line art is never seen; other outlined styles are): draw dark contours.
-    outline = torch.rand(b, generator=gen) < 0.3
-    if outline.any():
-        width = 3 if torch.rand(1, generator=gen).item() < 0.5 else 5
-        dilated = F.max_pool2d(alpha[outline], width, stride=1, padding=width // 2)
-        ring = (dilated - alpha[outline]).clamp(0, 1)
-        gray = rgb[outline].mean(1, keepdim=True)
-        edges = (gray[..., :, 1:] - gray[..., :, :-1]).abs()
-        edges = F.pad(edges, (0, 1)) + F.pad((gray[..., 1:, :] - gray[..., :-1, :]).abs(), (0, 0, 0, 1))
-        lines = ((edges > 0.12).float() * alpha[outline] + ring).clamp(0, 1)
-        ink = 0.1 * torch.rand(int(outline.sum()), 1, 1, 1, generator=gen)
-        rgb[outline] = rgb[outline] * (1 - lines) + ink * lines
-        alpha[outline] = torch.maximum(alpha[outline], dilated)
-
-    # Colour jitter on the object only (hue is kept: colour words must stay true).
-    bright = u(0.8, 1.2).view(b, 1, 1, 1)
-    contrast = u(0.8, 1.2).view(b, 1, 1, 1)
-    sat = u(0.6, 1.3).view(b, 1, 1, 1)
-    gray = rgb.mean(1, keepdim=True)
-    rgb = gray + (rgb - gray) * sat
-    mean = rgb.mean((1, 2, 3), keepdim=True)
-    rgb = ((rgb - mean) * contrast + mean) * bright
-    rgb = torch.minimum(rgb.clamp(min=0), alpha)
-
-    background = _backgrounds(b, size, gen)
-    out = rgb + (1 - alpha) * background
-    blur = torch.rand(b, generator=gen) < 0.15
-    if blur.any():
-        out[blur] = F.avg_pool2d(out[blur], 3, stride=1, padding=1, count_include_pad=False)
-    return out.clamp(0, 1)
-
-
-def _backgrounds(b: int, size: int, gen: torch.Generator) -> torch.Tensor:
-    """White, light, random solid, gradient or noisy texture backgrounds, like product shots."""
-    kind = torch.multinomial(torch.tensor([0.4, 0.2, 0.15, 0.15, 0.1]), b, replacement=True, generator=gen)
-    solid = torch.rand(b, 3, 1, 1, generator=gen)
-    light = 0.85 + 0.15 * torch.rand(b, 3, 1, 1, generator=gen)
-    bg = torch.ones(b, 3, size, size)
-    bg = torch.where((kind == 1).view(b, 1, 1, 1), light.expand(b, 3, size, size), bg)
-    bg = torch.where((kind == 2).view(b, 1, 1, 1), solid.expand(b, 3, size, size), bg)
-    ramp = torch.linspace(0, 1, size).view(1, 1, size, 1)
-    other = torch.rand(b, 3, 1, 1, generator=gen)
-    gradient = solid + (other - solid) * ramp
-    if torch.rand(1, generator=gen).item() < 0.5:
-        gradient = gradient.transpose(2, 3)
-    bg = torch.where((kind == 3).view(b, 1, 1, 1), gradient.expand(b, 3, size, size), bg)
-    noise = F.interpolate(torch.rand(b, 3, size // 8, size // 8, generator=gen), size=size, mode="bilinear")
-    texture = (solid * 0.6 + noise * 0.4).clamp(0, 1)
-    return torch.where((kind == 4).view(b, 1, 1, 1), texture, bg)
+def add_clipart(
+    cache: Path, bank: TextBank, images: torch.Tensor, labels: torch.Tensor, counts: dict[str, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Append openclipart's training split (each drawing its own class, with its title, keywords, folders and
+    department as texts) to the images and labels; its held-out split is never loaded here."""
+    drawings = clipart_data.load_clipart(cache, "train", size=mini_data.RENDER_SIZE)
+    first = len(bank.labels)
+    for i in range(len(drawings)):
+        title, keywords, categories = drawings.titles[i], drawings.keywords[i], drawings.categories[i]
+        shop = mini_vocab.picture_department(title, keywords, categories)
+        bank.add_picture(title, keywords, categories, shop)
+    pictures = torch.from_numpy(drawings.images).permute(0, 3, 1, 2).contiguous()
+    new_labels = torch.arange(first, first + len(drawings), dtype=torch.long)
+    counts["openclipart"] = len(drawings)
+    return torch.cat([images, pictures]), torch.cat([labels, new_labels])
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, positives: torch.Tensor, scale: torch.Tensor):
@@ -213,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--bank-weight", type=float, default=1.0, help="weight of the all-names cross-entropy")
     parser.add_argument("--bank-every", type=int, default=100, help="refresh a trained text tower's name bank")
+    parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=True, help="openclipart too")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True, help="flip where allowed")
+    parser.add_argument("--shadow", type=float, default=0.3, help="share of pictures given a contact shadow")
+    parser.add_argument("--shop-weight", type=float, default=0.1, help="share of department texts (kitchenware...)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
@@ -229,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
     emoji, classes, images, labels, counts = load_training_data(args.cache)
     bank = TextBank(emoji, classes)
+    if args.clipart:
+        images, labels = add_clipart(args.cache, bank, images, labels, counts)
     print(f"{len(images)} images of {len(classes)} emoji in {len(counts)} styles; {len(bank.texts)} texts", flush=True)
 
     config = MiniConfig(
@@ -253,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     mean = torch.tensor(config.image.mean).view(1, 3, 1, 1)
     std = torch.tensor(config.image.std).view(1, 3, 1, 1)
     label_ids = torch.tensor(bank.labels)
+    mirrorable = torch.tensor(bank.mirrorable)
     # A frozen text tower's name bank never changes; a trained one is refreshed every --bank-every steps.
     names = text_table[label_ids] if text_table is not None else torch.zeros(0)
 
@@ -269,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
 
         pick = torch.randint(len(images), (args.batch_size,), generator=gen)
         cls = labels[pick]
-        pixels = ((augment(images[pick], args.image_size, gen) - mean) / std).to(device)
-        text_ids = torch.from_numpy(bank.sample(cls.numpy(), rng))
+        mirror = mirrorable[cls] if args.mirror else None
+        pixels = ((augment(images[pick], args.image_size, gen, mirror, args.shadow) - mean) / std).to(device)
+        text_ids = torch.from_numpy(bank.sample(cls.numpy(), rng, args.shop_weight))
         image_emb = model.encode_image(pixels)
         if frozen_text:
             assert text_table is not None
@@ -302,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("out", "cache")},
         "images": len(images),
         "emoji": len(classes),
+        "classes": len(bank.labels),
         "styles": counts,
         "texts": len(bank.texts),
         "minutes": round(minutes, 1),
