@@ -5,12 +5,16 @@
     .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
-its Unicode CLDR name, keywords, shortcodes and group. The OpenMoji style is never loaded here; it is
-the held-out style of ``scripts/eval_mini.py``.
+its Unicode CLDR name, keywords, shortcodes, group and shop department (``scripts/mini_vocab.py``); with
+``--clipart`` (the default) the training split of Debian's public-domain openclipart drawings, each its own
+class with its title, keywords, folders and department (``scripts/clipart_data.py``); with ``--fluent3d``
+Microsoft's Fluent Emoji in 3D (``scripts/fluent3d_data.py``). The OpenMoji style and the clip art's held-out
+authors are never loaded here; they are the held-out sets of ``scripts/eval_mini.py``.
 
-Recipe: a timm CNN at 64 px, random init. Every step draws a batch of icons and augments it in torch
-(scale, rotation, shift, outline drawing, colour jitter, blur, compositing onto plain, gradient and
-noise backgrounds), draws one text per icon (name templates, keywords, shortcodes, group names), and
+Recipe: a timm CNN at 64 px, random init. Every step draws a batch of pictures and augments it in torch
+(``scripts/mini_augment.py``: scale, rotation, shift, mirroring where it keeps the meaning, outline drawing,
+colour jitter, contact shadows, blur, compositing onto plain, gradient, noise and photo-like scene
+backgrounds), draws one text per picture (name templates, keywords, shortcodes, group and department names), and
 minimises an in-batch contrastive loss (texts that name the same emoji count as positives) plus a
 cross-entropy over every emoji name (the "name bank"). The MiniLM text tower is frozen, so its text
 embeddings are computed once; the from-scratch text tower is trained jointly and its name bank is
@@ -39,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import clipart_data  # noqa: E402
+import fluent3d_data  # noqa: E402
 import mini_data  # noqa: E402
 import mini_vocab  # noqa: E402
 from mini_augment import augment  # noqa: E402
@@ -126,10 +131,14 @@ class TextBank:
         return out
 
 
-def load_training_data(cache: Path) -> tuple[dict[str, mini_data.Emoji], list[str], torch.Tensor, torch.Tensor, dict]:
+def load_training_data(
+    cache: Path, fluent3d: bool = False
+) -> tuple[dict[str, mini_data.Emoji], list[str], torch.Tensor, torch.Tensor, dict]:
     """All training styles as one uint8 tensor (N, 4, S, S) with a class index per image."""
     emoji = mini_data.load_emoji(cache)
     sets = mini_data.training_sets(cache, emoji)
+    if fluent3d:
+        sets.append(fluent3d_data.fluent3d_set(cache, emoji))
     classes = sorted({h for s in sets for h in s.hexcodes})
     index = {h: i for i, h in enumerate(classes)}
     images = torch.from_numpy(np.concatenate([s.images for s in sets])).permute(0, 3, 1, 2).contiguous()
@@ -181,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bank-weight", type=float, default=1.0, help="weight of the all-names cross-entropy")
     parser.add_argument("--bank-every", type=int, default=100, help="refresh a trained text tower's name bank")
     parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=True, help="openclipart too")
+    parser.add_argument("--fluent3d", action=argparse.BooleanOptionalAction, default=False, help="Fluent 3D too")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True, help="flip where allowed")
     parser.add_argument("--shadow", type=float, default=0.3, help="share of pictures given a contact shadow")
     parser.add_argument("--shop-weight", type=float, default=0.1, help="share of department texts (kitchenware...)")
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.time()
 
-    emoji, classes, images, labels, counts = load_training_data(args.cache)
+    emoji, classes, images, labels, counts = load_training_data(args.cache, args.fluent3d)
     bank = TextBank(emoji, classes)
     if args.clipart:
         images, labels = add_clipart(args.cache, bank, images, labels, counts)
