@@ -2,10 +2,10 @@
 
 Each picture (RGBA, premultiplied) is scaled, rotated, shifted and squeezed, optionally mirrored (only where
 the class allows: a flipped arrow or flag is another thing), optionally drawn with outlines (line-art styles),
-colour-jittered on the object only, given a soft contact shadow, and composited onto a background: white,
-light, solid, gradient, noise texture, or a photo-like scene (a floor and a wall in two tones with a soft
-horizon and vignetting), then sometimes blurred. All in torch on whole batches; a seeded generator makes
-every run reproducible.
+colour-jittered on the object only, optionally given a soft contact shadow, and composited onto a background:
+white, light, solid, gradient, noise texture, or (optionally) a photo-like scene (a floor and a wall in two
+tones with a soft horizon and vignetting), then sometimes blurred. All in torch on whole batches; a seeded
+generator makes every run reproducible, and with the options off the draws are the shipped recipe's.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: Background kinds and their shares: white, light, solid, gradient, texture, photo-like scene.
-BACKGROUND_SHARES = (0.3, 0.15, 0.1, 0.1, 0.1, 0.25)
+#: Background kinds and their shares: white, light, solid, gradient, texture (the shipped recipe's); photo-like
+#: scenes, when asked for, take their share from these in proportion.
+BACKGROUND_SHARES = (0.4, 0.2, 0.15, 0.15, 0.1)
 
 
 def augment(
@@ -23,6 +24,7 @@ def augment(
     gen: torch.Generator,
     mirror: torch.Tensor | None = None,
     shadow: float = 0.0,
+    scenes: float = 0.0,
 ) -> torch.Tensor:
     """Icons (B, 4, S, S) uint8 RGBA → augmented RGB product-like shots (B, 3, size, size) in [0, 1].
 
@@ -30,6 +32,9 @@ def augment(
         mirror: per picture, whether it may be flipped left to right (then flipped with probability 0.5);
             ``None``: never.
         shadow: the share of pictures given a soft contact shadow on their background.
+        scenes: the share of photo-like scene backgrounds.
+
+    With ``mirror=None`` and both shares 0 it draws exactly the random numbers the shipped recipe drew.
     """
     b = batch.shape[0]
     x = batch.float() / 255.0
@@ -83,7 +88,7 @@ def augment(
     rgb = ((rgb - mean) * contrast + mean) * bright
     rgb = torch.minimum(rgb.clamp(min=0), alpha)
 
-    background = _backgrounds(b, size, gen)
+    background = _backgrounds(b, size, gen, scenes)
     if shadow > 0:
         background = _shadowed(background, alpha, torch.rand(b, generator=gen) < shadow, gen)
     out = rgb + (1 - alpha) * background
@@ -93,9 +98,10 @@ def augment(
     return out.clamp(0, 1)
 
 
-def _backgrounds(b: int, size: int, gen: torch.Generator) -> torch.Tensor:
+def _backgrounds(b: int, size: int, gen: torch.Generator, scenes: float = 0.0) -> torch.Tensor:
     """White, light, random solid, gradient, noisy texture or photo-like scene backgrounds, like product shots."""
-    kind = torch.multinomial(torch.tensor(BACKGROUND_SHARES), b, replacement=True, generator=gen)
+    shares = [share * (1 - scenes) for share in BACKGROUND_SHARES] + ([scenes] if scenes > 0 else [])
+    kind = torch.multinomial(torch.tensor(shares), b, replacement=True, generator=gen)
     solid = torch.rand(b, 3, 1, 1, generator=gen)
     light = 0.85 + 0.15 * torch.rand(b, 3, 1, 1, generator=gen)
     bg = torch.ones(b, 3, size, size)
@@ -110,6 +116,8 @@ def _backgrounds(b: int, size: int, gen: torch.Generator) -> torch.Tensor:
     noise = F.interpolate(torch.rand(b, 3, size // 8, size // 8, generator=gen), size=size, mode="bilinear")
     texture = (solid * 0.6 + noise * 0.4).clamp(0, 1)
     bg = torch.where((kind == 4).view(b, 1, 1, 1), texture, bg)
+    if scenes <= 0:
+        return bg
     return torch.where((kind == 5).view(b, 1, 1, 1), _scenes(b, size, gen), bg)
 
 

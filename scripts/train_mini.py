@@ -6,7 +6,7 @@
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
 its Unicode CLDR name, keywords, shortcodes, group and shop department (``scripts/mini_vocab.py``); with
-``--clipart`` (the default) the training split of Debian's public-domain openclipart drawings, each its own
+``--clipart`` the training split of Debian's public-domain openclipart drawings, each its own
 class with its title, keywords, folders and department (``scripts/clipart_data.py``); with ``--fluent3d``
 Microsoft's Fluent Emoji in 3D (``scripts/fluent3d_data.py``). The OpenMoji style and the clip art's held-out
 authors are never loaded here; they are the held-out sets of ``scripts/eval_mini.py``.
@@ -69,7 +69,9 @@ CATEGORY_TEMPLATES = ("{}", "a drawing of {}", "a picture of {}", "clip art of {
 class TextBank:
     """Every training text, deduplicated, with per-emoji lists by kind."""
 
-    def __init__(self, emoji: dict[str, mini_data.Emoji], classes: list[str]) -> None:
+    def __init__(self, emoji: dict[str, mini_data.Emoji], classes: list[str], shop: bool = False) -> None:
+        """``shop``: add department texts (kitchenware, footwear...); off, the bank is the shipped recipe's."""
+        self.shop = shop
         self.texts: list[str] = []
         self._index: dict[str, int] = {}
         self.labels: list[int] = []  # the plain name of each class
@@ -79,7 +81,7 @@ class TextBank:
             e = emoji[hexcode]
             label = mini_data.clean_label(e.label)
             group = mini_data.GROUP_NAMES[e.group]
-            shop = mini_vocab.department(label, e.tags, e.subgroup)
+            shop = mini_vocab.department(label, e.tags, e.subgroup) if self.shop else None
             kinds = {
                 "label": [self._add(t.format(label)) for t in LABEL_TEMPLATES],
                 "shop": [self._add(t) for t in mini_vocab.department_texts(shop, label)] if shop else [],
@@ -102,7 +104,7 @@ class TextBank:
         """
         kinds = {
             "label": [self._add(t.format(title)) for t in LABEL_TEMPLATES],
-            "shop": [self._add(t) for t in mini_vocab.department_texts(shop, title)] if shop else [],
+            "shop": [self._add(t) for t in mini_vocab.department_texts(shop, title)] if shop and self.shop else [],
             "tags": [self._add(k) for k in keywords if k != title][:12],
             "combined": [self._add(f"{title}, {', '.join(keywords[:3])}")] if keywords else [],
             "shortcodes": [],
@@ -189,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--bank-weight", type=float, default=1.0, help="weight of the all-names cross-entropy")
     parser.add_argument("--bank-every", type=int, default=100, help="refresh a trained text tower's name bank")
-    parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=True, help="openclipart too")
+    # Issue 17's additions, off by default so that the defaults reproduce the shipped model until a new one ships.
+    parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=False, help="openclipart too")
     parser.add_argument("--fluent3d", action=argparse.BooleanOptionalAction, default=False, help="Fluent 3D too")
-    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True, help="flip where allowed")
-    parser.add_argument("--shadow", type=float, default=0.3, help="share of pictures given a contact shadow")
-    parser.add_argument("--shop-weight", type=float, default=0.1, help="share of department texts (kitchenware...)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False, help="flip where allowed")
+    parser.add_argument("--shadow", type=float, default=0.0, help="share of pictures given a contact shadow")
+    parser.add_argument("--scenes", type=float, default=0.0, help="share of photo-like scene backgrounds")
+    parser.add_argument("--shop-weight", type=float, default=0.0, help="share of department texts (kitchenware...)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
 
     emoji, classes, images, labels, counts = load_training_data(args.cache, args.fluent3d)
-    bank = TextBank(emoji, classes)
+    bank = TextBank(emoji, classes, shop=args.shop_weight > 0)
     if args.clipart:
         images, labels = add_clipart(args.cache, bank, images, labels, counts)
     print(f"{len(images)} images of {len(classes)} emoji in {len(counts)} styles; {len(bank.texts)} texts", flush=True)
@@ -254,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         pick = torch.randint(len(images), (args.batch_size,), generator=gen)
         cls = labels[pick]
         mirror = mirrorable[cls] if args.mirror else None
-        pixels = ((augment(images[pick], args.image_size, gen, mirror, args.shadow) - mean) / std).to(device)
+        pictures = augment(images[pick], args.image_size, gen, mirror, args.shadow, args.scenes)
+        pixels = ((pictures - mean) / std).to(device)
         text_ids = torch.from_numpy(bank.sample(cls.numpy(), rng, args.shop_weight))
         image_emb = model.encode_image(pixels)
         if frozen_text:
