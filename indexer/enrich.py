@@ -25,7 +25,6 @@ from urllib.parse import urlencode
 
 from PIL import Image
 
-from catalens.indexer.distributed.enrich_stages import ocr_failure
 from catalens.indexer.errors import ItemError
 from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.images import decode_image
@@ -37,6 +36,7 @@ from catalens.models.captioning import (
     Captioner,
     CaptionOptions,
     VectorCaptioner,
+    caption_run_spec,
     load_captioner,
     parse_captioner_spec,
 )
@@ -236,7 +236,7 @@ def ocr_store(
             try:
                 results.append(_ocr(spec, task, engine.read(image)))
             except OcrFailedError as e:  # this image broke the engine; the next one may not
-                results.append(ocr_failure(e))
+                results.append(e.item_reason)
         return results
 
     return _run(store, "ocr", recorded_ocr_spec(engine), options, progress, 8, None, read)
@@ -283,16 +283,9 @@ def planned_caption_spec(spec: str, options: CaptionOptions) -> str:
     """The spec a generative captioner loaded from ``spec`` with ``options`` records, without loading it.
 
     A Ray pass asks the store for the due items before any actor has loaded the model, so it needs the
-    recorded spec up front; it is :attr:`BlipCaptioner.run_spec`'s rule (the actors check that they agree).
+    recorded spec up front (the actors check that they agree).
     """
-    defaults = CaptionOptions()
-    changed = {
-        name: getattr(options, name)
-        for name in ("prompt", "max_new_tokens", "num_beams")
-        if getattr(options, name) != getattr(defaults, name)
-    }
-    canonical = parse_captioner_spec(spec).canonical
-    return f"{canonical}?{urlencode(changed)}" if changed else canonical
+    return caption_run_spec(parse_captioner_spec(spec).canonical, options)
 
 
 def recorded_ocr_spec(engine: OcrEngine) -> str:

@@ -40,6 +40,11 @@ MANIFEST_TYPES = ("text/csv", "text/plain", "application/json", "application/x-n
 _UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
+def is_url(source: str) -> bool:
+    """Whether an item's source is a URL (any scheme: the guard refuses all but http and https) or a local path."""
+    return _URL.match(source) is not None
+
+
 @dataclass(frozen=True)
 class FetchOptions:
     """Limits for reading item bytes.
@@ -203,7 +208,7 @@ class Fetcher:
             URLRefusedError: the URL guard refused the URL or one of its redirects (``rule`` says which).
             FetchError: the bytes cannot be had; ``reason`` says why.
         """
-        if _URL.match(source):
+        if is_url(source):
             return self._read_url(source)  # any scheme: the guard refuses all but http and https
         return self._read_file(source)
 

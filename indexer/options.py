@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from catalens.indexer.distributed.options import RayOptions
 from catalens.indexer.fetch import FetchOptions
 from catalens.indexer.store import FailedItem
+
+if TYPE_CHECKING:  # Ray's passes are imported when a run asks for them, not by every command that indexes
+    from catalens.indexer.distributed.options import RayOptions
 
 
 def default_workers() -> int:

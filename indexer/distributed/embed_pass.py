@@ -6,16 +6,15 @@ this module yields in one transaction; only reading, decoding and the model run 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from catalens.indexer.distributed.options import RayOptions, RaySummary
-from catalens.indexer.distributed.reach import check_reach, explain_unreadable
-from catalens.indexer.distributed.session import RaySession
+from catalens.indexer.distributed.options import RayOptions
+from catalens.indexer.distributed.reach import explain_unreadable
 from catalens.indexer.distributed.stages import DONE, FAILED, SAME, EmbedActor, read_batch
-from catalens.indexer.distributed.stream import PassPlan, stream_pass
+from catalens.indexer.distributed.stream import PassPlan, RayPass
 from catalens.indexer.fetch import FetchOptions
 from catalens.indexer.progress import ProgressSink
 
@@ -68,48 +67,34 @@ class ResultBatch:
     failed: list[tuple[int, str]] = field(default_factory=list)
 
 
-class EmbedStream:
+class EmbedStream(RayPass[ResultBatch]):
     """The results of an embedding pass as they stream in; :meth:`summary` has the per-node figures."""
 
     def __init__(self, job: EmbedJob, options: RayOptions, sink: ProgressSink) -> None:
+        super().__init__(options, job.sources, sink)
         self.job = job
-        self.options = options
-        self.sink = sink
-        self._summary: RaySummary | None = None
 
-    def __iter__(self) -> Iterator[ResultBatch]:
-        with RaySession(self.options) as session:
-            actors, gpus_each = session.pool_size()
-            self._summary = summary = RaySummary(session.address, actors, gpus_each)
-            for note in check_reach(session, self.job.sources):
-                self.sink.note(note)
-            threads = 1 if gpus_each == 0 else max(1, int(self.options.cpus_per_actor))
-            plan = PassPlan(
-                sources=self.job.sources,
-                known=[h or "" for h in self.job.known_hashes],
-                read=read_batch,
-                read_kwargs={
-                    "draft_size": self.job.draft_size,
-                    "max_pixels": self.job.max_pixels,
-                    "fetch": self.job.fetch,
-                    "threads": READ_THREADS,
-                },
-                actor=EmbedActor,
-                actor_kwargs={
-                    "model": self.job.model,
-                    "device": self.job.device,
-                    "threads": max(threads, int(self.options.cpus_per_actor)),
-                },
-                batch_size=self.job.batch_size,
-            )
-            for batch in stream_pass(session, plan, summary):
-                yield self._results(batch)
+    def plan(self, gpus_each: float) -> PassPlan:
+        return PassPlan(
+            sources=self.job.sources,
+            known=[h or "" for h in self.job.known_hashes],
+            read=read_batch,
+            read_kwargs={
+                "draft_size": self.job.draft_size,
+                "max_pixels": self.job.max_pixels,
+                "fetch": self.job.fetch,
+                "threads": READ_THREADS,
+            },
+            actor=EmbedActor,
+            actor_kwargs={
+                "model": self.job.model,
+                "device": self.job.device,
+                "threads": max(1, int(self.options.cpus_per_actor)),
+            },
+            batch_size=self.job.batch_size,
+        )
 
-    def summary(self) -> dict[str, object] | None:
-        """The run's cluster and per-node throughput, once it has started."""
-        return self._summary.to_dict() if self._summary is not None else None
-
-    def _results(self, batch: dict[str, np.ndarray]) -> ResultBatch:
+    def results(self, batch: dict[str, np.ndarray]) -> ResultBatch:
         results = ResultBatch()
         for row, index in enumerate(batch["index"]):
             status = batch["status"][row]

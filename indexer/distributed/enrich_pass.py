@@ -13,7 +13,7 @@ The attribute captioner works from the stored vectors, not from images: it alway
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +21,10 @@ import numpy as np
 
 from catalens.indexer.distributed.embed_pass import READ_THREADS
 from catalens.indexer.distributed.enrich_stages import CaptionActor, OcrActor
-from catalens.indexer.distributed.options import RayOptions, RaySummary
-from catalens.indexer.distributed.reach import check_reach, explain_unreadable
-from catalens.indexer.distributed.session import RaySession
+from catalens.indexer.distributed.options import RayOptions
+from catalens.indexer.distributed.reach import explain_unreadable
 from catalens.indexer.distributed.stages import DONE, ModelActor, read_batch
-from catalens.indexer.distributed.stream import PassPlan, stream_pass
+from catalens.indexer.distributed.stream import PassPlan, RayPass
 from catalens.indexer.errors import RayRunError
 from catalens.indexer.fetch import FetchOptions
 from catalens.indexer.progress import NoProgress, ProgressSink
@@ -70,47 +69,31 @@ class RayEnrichJob:
         return EnrichStream(self, tasks, progress or NoProgress())
 
 
-class EnrichStream:
-    """The results of a caption or OCR pass on Ray, batch by batch; :meth:`summary` has the per-node figures."""
+class EnrichStream(RayPass[Results]):
+    """The results of a caption or OCR pass on Ray, batch by batch: its tasks and, per task, the row to store or
+    the failure reason; :meth:`summary` has the per-node figures.
+
+    Iterating also raises :class:`RayRunError` when the actors record another spec than the one planned.
+    """
 
     def __init__(self, job: RayEnrichJob, tasks: Sequence[EnrichmentTask], sink: ProgressSink) -> None:
-        self.job = job
         self.tasks = list(tasks)
-        self.sink = sink
-        self._summary: RaySummary | None = None
+        super().__init__(job.ray, [task.source for task in self.tasks], sink)
+        self.job = job
 
-    def __iter__(self) -> Iterator[Results]:
-        """Yield each finished batch: its tasks and, per task, the row to store or the failure reason.
+    def plan(self, gpus_each: float) -> PassPlan:
+        return PassPlan(
+            sources=self.sources,
+            known=[""] * len(self.sources),  # every image is needed, whatever its hash
+            read=read_batch,
+            # No draft size and no pixel budget: decoded as the local pass decodes (decode_image's defaults).
+            read_kwargs={"draft_size": None, "max_pixels": None, "fetch": self.job.fetch, "threads": READ_THREADS},
+            actor=self.job.actor,
+            actor_kwargs=self.job.actor_kwargs,
+            batch_size=self.job.batch_size or (GPU_BATCH if gpus_each else CPU_BATCH),
+        )
 
-        Raises:
-            RayUnavailableError: Ray is not installed.
-            RayRunError: Ray cannot be started or joined, the pass failed as a whole (e.g. the model does
-                not load in the actors), or the actors record another spec than the one planned.
-        """
-        with RaySession(self.job.ray) as session:
-            actors, gpus_each = session.pool_size()
-            self._summary = summary = RaySummary(session.address, actors, gpus_each)
-            sources = [task.source for task in self.tasks]
-            for note in check_reach(session, sources):
-                self.sink.note(note)
-            plan = PassPlan(
-                sources=sources,
-                known=[""] * len(sources),  # every image is needed, whatever its hash
-                read=read_batch,
-                # No draft size and no pixel budget: decoded as the local pass decodes (decode_image's defaults).
-                read_kwargs={"draft_size": None, "max_pixels": None, "fetch": self.job.fetch, "threads": READ_THREADS},
-                actor=self.job.actor,
-                actor_kwargs=self.job.actor_kwargs,
-                batch_size=self.job.batch_size or (GPU_BATCH if gpus_each else CPU_BATCH),
-            )
-            for batch in stream_pass(session, plan, summary):
-                yield self._results(batch)
-
-    def summary(self) -> dict[str, Any] | None:
-        """The run's cluster and per-node throughput, once it has started."""
-        return self._summary.to_dict() if self._summary is not None else None
-
-    def _results(self, batch: dict[str, np.ndarray]) -> Results:
+    def results(self, batch: dict[str, np.ndarray]) -> Results:
         tasks: list[EnrichmentTask] = []
         results: list[Enrichment | str] = []
         for row, index in enumerate(batch["index"]):

@@ -22,11 +22,6 @@ from catalens.models.captioning import CaptionOptions
 from catalens.models.ocr import OcrFailedError, OcrOptions
 
 
-def ocr_failure(error: OcrFailedError) -> str:
-    """The reason recorded for an item whose image broke the OCR engine (in a local pass and on Ray alike)."""
-    return f"OCR failed: {error.reason}"
-
-
 def _strings(n: int, value: str = "") -> np.ndarray:
     return np.full(n, value, dtype=object)
 
@@ -78,7 +73,7 @@ class OcrActor(ModelActor):
             try:
                 result = self.engine.read(image)
             except OcrFailedError as e:  # this image broke the engine; the next one may not
-                status[row], reason[row] = FAILED, ocr_failure(e)
+                status[row], reason[row] = FAILED, e.item_reason
                 continue
             text[row], data[row] = result.text, json.dumps(result.to_data())
             rows.append(row)

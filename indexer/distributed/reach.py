@@ -9,21 +9,20 @@ each item that fails there is recorded as a per-item failure whose reason says w
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 from catalens.indexer.distributed.session import RaySession
+from catalens.indexer.fetch import is_url
 
 #: Local paths each node tries before a pass.
 SAMPLE = 8
 #: Seconds to wait for every node's answer; a node that does not answer in time is named, not waited for.
 REACH_TIMEOUT_S = 60.0
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def local_paths(sources: Sequence[str], limit: int = SAMPLE) -> list[str]:
     """Up to ``limit`` sources that are local paths, spread over the list."""
-    paths = [s for s in sources if not _URL.match(s)]
+    paths = [s for s in sources if not is_url(s)]
     if len(paths) <= limit:
         return paths
     step = len(paths) / limit
@@ -66,7 +65,7 @@ def check_reach(session: RaySession, sources: Sequence[str]) -> list[str]:
 
 def explain_unreadable(source: str, reason: str, host: str) -> str:
     """The failure reason to record: a path this machine can read but a node could not says so."""
-    if reason == "file not found" and not _URL.match(source) and os.access(source, os.R_OK):
+    if reason == "file not found" and not is_url(source) and os.access(source, os.R_OK):
         return (
             f"file not found on Ray node {host}, although the driver can read it: local paths must be on "
             "storage every node mounts at the same path"

@@ -99,13 +99,6 @@ class RaySession:
         spare = max(self.options.cpus_per_actor, self.cpus - 1)
         return max(1, int(spare // self.options.cpus_per_actor)), gpus_each
 
-    def host_of(self, node_id: str) -> str:
-        """The host name of a node (a node that joined mid-run is looked up once)."""
-        if node_id not in self.hosts:
-            found = [n for n in self.ray.nodes() if n["NodeID"] == node_id]
-            self.hosts[node_id] = str(found[0].get("NodeManagerHostname", node_id)) if found else node_id
-        return self.hosts[node_id]
-
     def _quiet(self) -> None:
         for name in _QUIET_LOGGERS:
             logger = logging.getLogger(name)

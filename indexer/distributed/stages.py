@@ -54,7 +54,7 @@ def read_batch(
     sizes = np.zeros((n, 4), dtype=np.int64)
     for row, result in enumerate(results):
         if isinstance(result, Decoded):
-            image = result.image if result.image.mode == "RGB" else result.image.convert("RGB")
+            image = result.image  # decode_image always gives RGB
             status[row], digest[row], raw[row] = DECODED, result.content_hash, image.tobytes()
             sizes[row] = (result.width, result.height, image.width, image.height)
         elif isinstance(result, SameContent):

@@ -13,14 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from catalens.indexer.distributed.options import RaySummary
+from catalens.indexer.distributed.options import RayOptions, RaySummary
+from catalens.indexer.distributed.reach import check_reach
 from catalens.indexer.distributed.session import RaySession
 from catalens.indexer.distributed.stages import Batch
 from catalens.indexer.errors import RayRunError
+from catalens.indexer.progress import ProgressSink
+
+Result = TypeVar("Result")
 
 #: Batches per input block. One: each read task and each model call handles one block, whose results come
 #: back as one output block, so the driver commits (and a killed run loses) one batch at a time.
@@ -120,3 +124,45 @@ def _cause(error: BaseException) -> str:
         cause = cause.__cause__
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+class RayPass(Generic[Result]):
+    """One pass on Ray as the driver sees it: iterate it to run the pass and get its results batch by batch.
+
+    This class opens the session, sizes the actor pool, checks that every node can read the inputs and keeps
+    the per-node figures (:meth:`summary`); a pass says what to send (:meth:`plan`) and what a finished batch
+    means to it (:meth:`results`).
+    """
+
+    def __init__(self, options: RayOptions, sources: Sequence[str], sink: ProgressSink) -> None:
+        self.options = options
+        self.sources = sources
+        self.sink = sink
+        self._summary: RaySummary | None = None
+
+    def __iter__(self) -> Iterator[Result]:
+        """Run the pass, yielding each finished batch's results.
+
+        Raises:
+            RayUnavailableError: Ray is not installed.
+            RayRunError: Ray cannot be started or joined, or the pass failed as a whole.
+        """
+        with RaySession(self.options) as session:
+            actors, gpus_each = session.pool_size()
+            self._summary = summary = RaySummary(session.address, actors, gpus_each)
+            for note in check_reach(session, self.sources):
+                self.sink.note(note)
+            for batch in stream_pass(session, self.plan(gpus_each), summary):
+                yield self.results(batch)
+
+    def summary(self) -> dict[str, Any] | None:
+        """The run's cluster and per-node throughput, once it has started."""
+        return self._summary.to_dict() if self._summary is not None else None
+
+    def plan(self, gpus_each: float) -> PassPlan:
+        """What to send through Ray, given the GPUs each model replica holds."""
+        raise NotImplementedError
+
+    def results(self, batch: Batch) -> Result:
+        """What one finished output batch means to the pass."""
+        raise NotImplementedError

@@ -32,7 +32,7 @@ specs stay light.
 from __future__ import annotations
 
 from catalens.models.captioning.attributes import AttributeBackend, AttributeCaptioner
-from catalens.models.captioning.blip import BlipBackend, BlipCaptioner, BlipKind
+from catalens.models.captioning.blip import BlipBackend, BlipCaptioner, BlipKind, caption_run_spec
 from catalens.models.captioning.registry import (
     CaptionerBackend,
     CaptionerRegistry,
@@ -85,6 +85,7 @@ __all__ = [
     "VectorCaptioner",
     "Vocabulary",
     "VocabularyError",
+    "caption_run_spec",
     "default_captioner_registry",
     "default_vocabulary",
     "list_captioners",

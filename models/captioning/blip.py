@@ -196,6 +196,23 @@ def _hub_files_cached(repo_id: str, cache_dir: str | None) -> bool:
     return cached_file(repo_id, "config.json", cache_dir) is not None and cached_any(repo_id, _WEIGHT_FILES, cache_dir)
 
 
+def caption_run_spec(spec: str, options: CaptionOptions) -> str:
+    """``spec`` plus the generation options that change captions (those not at their defaults), URL-encoded.
+
+    What a generative captioner records with its captions (:attr:`BlipCaptioner.run_spec`); a Ray pass plans
+    with it before any actor has loaded the model.
+    """
+    from urllib.parse import urlencode
+
+    defaults = CaptionOptions()
+    changed = {
+        name: getattr(options, name)
+        for name in ("prompt", "max_new_tokens", "num_beams")
+        if getattr(options, name) != getattr(defaults, name)
+    }
+    return f"{spec}?{urlencode(changed)}" if changed else spec
+
+
 class BlipCaptioner(LoadedModel):
     """A BLIP or BLIP-2 captioning model behind the :class:`Captioner` protocol."""
 
@@ -227,15 +244,7 @@ class BlipCaptioner(LoadedModel):
         E.g. ``blip:Salesforce/blip-image-captioning-base`` with defaults, or
         ``blip:Salesforce/blip-image-captioning-base?prompt=a+product+photo+of&max_new_tokens=20``.
         """
-        from urllib.parse import urlencode
-
-        defaults = CaptionOptions()
-        changed = {
-            name: getattr(self._options, name)
-            for name in ("prompt", "max_new_tokens", "num_beams")
-            if getattr(self._options, name) != getattr(defaults, name)
-        }
-        return f"{self._spec}?{urlencode(changed)}" if changed else self._spec
+        return caption_run_spec(self._spec, self._options)
 
     @property
     def kind(self) -> BlipKind:

@@ -156,6 +156,11 @@ class OcrFailedError(ModelError):
         self.reason = reason
         super().__init__(f"OCR engine {engine!r} failed on an image: {reason}")
 
+    @property
+    def item_reason(self) -> str:
+        """The failure recorded against the item (by a local pass and on Ray alike)."""
+        return f"OCR failed: {self.reason}"
+
 
 class EngineBase:
     """The base of both engines: their spec (name), aliases and options, and importing their package with a hint.
