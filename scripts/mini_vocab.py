@@ -166,6 +166,7 @@ def department_texts(name: str, label: str) -> list[str]:
     """Training texts that name the department ``name`` alone and together with the thing ``label``."""
     names = DEPARTMENTS[name]
     texts = [*names, f"a product from {names[0]}", f"{names[0]} department", f"shop for {names[0]}"]
+    texts += [f"a photo of a {names[0]}.", f"a product photo of {names[0]}"]  # as zero-shot prompts read
     texts += [f"{label}, {names[0]}", f"a {label} from the {names[-1]} aisle"]
     return texts
 

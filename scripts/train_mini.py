@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Train catalens-mini on openly licensed emoji art from npm (CPU is enough; a GPU is used when present).
 
-    .venv/bin/python scripts/train_mini.py --text minilm --out .cache/catalens-mini/run-minilm
+    .venv/bin/python scripts/train_mini.py --threads 1 --out .cache/catalens-mini/run   # the shipped recipe
     .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
 its Unicode CLDR name, keywords, shortcodes, group and shop department (``scripts/mini_vocab.py``); with
-``--clipart`` the training split of Debian's public-domain openclipart drawings, each its own
+``--clipart`` the training split of Debian's public-domain openclipart drawings, the drawings of one title one
 class with its title, keywords, folders and department (``scripts/clipart_data.py``); with ``--fluent3d``
 Microsoft's Fluent Emoji in 3D (``scripts/fluent3d_data.py``). The OpenMoji style and the clip art's held-out
 authors are never loaded here; they are the held-out sets of ``scripts/eval_mini.py``.
@@ -15,8 +15,10 @@ Recipe: a timm CNN at 64 px, random init. Every step draws a batch of pictures a
 (``scripts/mini_augment.py``: scale, rotation, shift, mirroring where it keeps the meaning, outline drawing,
 colour jitter, contact shadows, blur, compositing onto plain, gradient, noise and photo-like scene
 backgrounds), draws one text per picture (name templates, keywords, shortcodes, group and department names), and
-minimises an in-batch contrastive loss (texts that name the same emoji count as positives) plus a
-cross-entropy over every emoji name (the "name bank"). The MiniLM text tower is frozen, so its text
+minimises an in-batch contrastive loss (texts that name the same emoji count as positives; with
+``--multi-positive`` a text is a right answer for every class it describes, so "food" drawn for an apple is one
+for the banana too) plus a cross-entropy over every emoji name (the "name bank"; drawings that share a clip-art
+title are one class, outside the bank). The MiniLM text tower is frozen, so its text
 embeddings are computed once; the from-scratch text tower is trained jointly and its name bank is
 refreshed every ``--bank-every`` steps. Fixed seed, fixed schedule, last weights kept: no checkpoint
 selection on any held-out data.
@@ -74,52 +76,67 @@ class TextBank:
         self.shop = shop
         self.texts: list[str] = []
         self._index: dict[str, int] = {}
+        self._owners: list[set[int]] = []  # per text, the classes it describes
         self.labels: list[int] = []  # the plain name of each class
         self.by_kind: list[dict[str, list[int]]] = []
         self.mirrorable: list[bool] = []  # whether each class's pictures may be flipped left to right
         for hexcode in classes:
             e = emoji[hexcode]
+            add = self._adder(len(self.labels))
             label = mini_data.clean_label(e.label)
             group = mini_data.GROUP_NAMES[e.group]
             shop = mini_vocab.department(label, e.tags, e.subgroup) if self.shop else None
             kinds = {
-                "label": [self._add(t.format(label)) for t in LABEL_TEMPLATES],
-                "shop": [self._add(t) for t in mini_vocab.department_texts(shop, label)] if shop else [],
-                "tags": [self._add(t) for t in e.tags if t != label][:12],
-                "combined": [self._add(f"{label}, {', '.join(e.tags[:3])}")] if e.tags else [],
-                "shortcodes": [self._add(c) for c in e.shortcodes][:4],
-                "group": [self._add(t.format(group)) for t in GROUP_TEMPLATES]
-                + ([self._add(e.subgroup.replace("-", " "))] if e.subgroup else []),
+                "label": [add(t.format(label)) for t in LABEL_TEMPLATES],
+                "shop": [add(t) for t in mini_vocab.department_texts(shop, label)] if shop else [],
+                "tags": [add(t) for t in e.tags if t != label][:12],
+                "combined": [add(f"{label}, {', '.join(e.tags[:3])}")] if e.tags else [],
+                "shortcodes": [add(c) for c in e.shortcodes][:4],
+                "group": [add(t.format(group)) for t in GROUP_TEMPLATES]
+                + ([add(e.subgroup.replace("-", " "))] if e.subgroup else []),
             }
             self.labels.append(kinds["label"][0])
             self.by_kind.append(kinds)
             self.mirrorable.append(mini_vocab.mirrorable(label, e.group))
 
     def add_picture(self, title: str, keywords: list[str], categories: list[str], shop: str | None) -> int:
-        """Add one picture that is its own class (a clip-art drawing with a title); returns the class index.
+        """Add a class of pictures (the clip-art drawings with one title); returns the class index.
 
         Its texts are its title in the name templates, its keywords, its folder categories (``food``,
         ``fruit``) and its department's shop names; texts it shares with other classes (a category, a common
-        title) count as right answers for all of them.
+        keyword) count as right answers for all of them.
         """
+        add = self._adder(len(self.labels))
         kinds = {
-            "label": [self._add(t.format(title)) for t in LABEL_TEMPLATES],
-            "shop": [self._add(t) for t in mini_vocab.department_texts(shop, title)] if shop and self.shop else [],
-            "tags": [self._add(k) for k in keywords if k != title][:12],
-            "combined": [self._add(f"{title}, {', '.join(keywords[:3])}")] if keywords else [],
+            "label": [add(t.format(title)) for t in LABEL_TEMPLATES],
+            "shop": [add(t) for t in mini_vocab.department_texts(shop, title)] if shop and self.shop else [],
+            "tags": [add(k) for k in keywords if k != title][:12],
+            "combined": [add(f"{title}, {', '.join(keywords[:3])}")] if keywords else [],
             "shortcodes": [],
-            "group": [self._add(t.format(c)) for c in categories for t in CATEGORY_TEMPLATES],
+            "group": [add(t.format(c)) for c in categories for t in CATEGORY_TEMPLATES],
         }
         self.labels.append(kinds["label"][0])
         self.by_kind.append(kinds)
         self.mirrorable.append(True)  # the folders with text and signs are left out of the clip art
         return len(self.labels) - 1
 
-    def _add(self, text: str) -> int:
-        if text not in self._index:
-            self._index[text] = len(self.texts)
-            self.texts.append(text)
-        return self._index[text]
+    def _adder(self, cls: int):
+        """A function that adds a text of class ``cls`` and returns the text's index."""
+
+        def add(text: str) -> int:
+            if text not in self._index:
+                self._index[text] = len(self.texts)
+                self.texts.append(text)
+                self._owners.append(set())
+            index = self._index[text]
+            self._owners[index].add(cls)
+            return index
+
+        return add
+
+    def owners(self) -> list[torch.Tensor]:
+        """Per text, the classes it describes (a group or department text describes many)."""
+        return [torch.tensor(sorted(o), dtype=torch.long) for o in self._owners]
 
     def sample(self, classes: np.ndarray, rng: random.Random, shop_weight: float = 0.0) -> np.ndarray:
         kinds = ("label", "tags", "combined", "shortcodes", "group", "shop")
@@ -152,18 +169,41 @@ def load_training_data(
 def add_clipart(
     cache: Path, bank: TextBank, images: torch.Tensor, labels: torch.Tensor, counts: dict[str, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Append openclipart's training split (each drawing its own class, with its title, keywords, folders and
-    department as texts) to the images and labels; its held-out split is never loaded here."""
+    """Append openclipart's training split to the images and labels; its held-out split is never loaded here.
+
+    The drawings that share a title are one class (21 drawings titled "tools" are not 21 different things),
+    whose texts are the title, the drawings' keywords and folders and their department.
+    """
     drawings = clipart_data.load_clipart(cache, "train", size=mini_data.RENDER_SIZE)
-    first = len(bank.labels)
-    for i in range(len(drawings)):
-        title, keywords, categories = drawings.titles[i], drawings.keywords[i], drawings.categories[i]
+    by_title: dict[str, list[int]] = {}
+    for i, title in enumerate(drawings.titles):
+        by_title.setdefault(title, []).append(i)
+    new_labels = torch.empty(len(drawings.titles), dtype=torch.long)
+    for title, members in by_title.items():
+        keywords = list(dict.fromkeys(k for i in members for k in drawings.keywords[i]))
+        categories = list(dict.fromkeys(c for i in members for c in drawings.categories[i]))
         shop = mini_vocab.picture_department(title, keywords, categories)
-        bank.add_picture(title, keywords, categories, shop)
+        new_labels[members] = bank.add_picture(title, keywords, categories, shop)
     pictures = torch.from_numpy(drawings.images).permute(0, 3, 1, 2).contiguous()
-    new_labels = torch.arange(first, first + len(drawings), dtype=torch.long)
-    counts["openclipart"] = len(drawings)
+    counts["openclipart"] = len(drawings.titles)
+    counts["openclipart_titles"] = len(by_title)
     return torch.cat([images, pictures]), torch.cat([labels, new_labels])
+
+
+def batch_positives(cls: torch.Tensor, text_ids: torch.Tensor, owners: list[torch.Tensor] | None) -> torch.Tensor:
+    """``[i, j]``: text j is a right answer for picture i.
+
+    Always when both show the same class or drew the same text; with ``owners`` (per text, the classes it
+    describes) also when text j describes picture i's class: "an emoji of food and drink" drawn for an apple
+    is then a right answer for the banana in the same batch, instead of a negative that teaches the banana
+    it is not food.
+    """
+    positives = (cls[:, None] == cls[None, :]) | (text_ids[:, None] == text_ids[None, :])
+    if owners is not None:
+        for j, text in enumerate(text_ids.tolist()):
+            if len(owners[text]) > 1:
+                positives[:, j] |= torch.isin(cls, owners[text])
+    return positives
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, positives: torch.Tensor, scale: torch.Tensor):
@@ -183,21 +223,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(".cache/catalens-mini"), help="npm and render cache")
     parser.add_argument("--arch", default="resnet10t", help="timm image tower")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=1100)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--text-lr", type=float, default=5e-4, help="learning rate of a from-scratch text tower")
     parser.add_argument("--weight-decay", type=float, default=0.05)
-    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--bank-weight", type=float, default=1.0, help="weight of the all-names cross-entropy")
     parser.add_argument("--bank-every", type=int, default=100, help="refresh a trained text tower's name bank")
-    # Issue 17's additions, off by default so that the defaults reproduce the shipped model until a new one ships.
-    parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=False, help="openclipart too")
+    # The defaults are the shipped recipe (issue 17's second model): `--threads 1 --out DIR` reproduces it.
+    parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=True, help="openclipart too")
     parser.add_argument("--fluent3d", action=argparse.BooleanOptionalAction, default=False, help="Fluent 3D too")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False, help="flip where allowed")
     parser.add_argument("--shadow", type=float, default=0.0, help="share of pictures given a contact shadow")
     parser.add_argument("--scenes", type=float, default=0.0, help="share of photo-like scene backgrounds")
-    parser.add_argument("--shop-weight", type=float, default=0.0, help="share of department texts (kitchenware...)")
+    parser.add_argument("--shop-weight", type=float, default=0.15, help="share of department texts (kitchenware...)")
+    parser.add_argument(
+        "--multi-positive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a text is a right answer for every class it describes (group and department texts)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
@@ -239,8 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     mean = torch.tensor(config.image.mean).view(1, 3, 1, 1)
     std = torch.tensor(config.image.std).view(1, 3, 1, 1)
-    label_ids = torch.tensor(bank.labels)
+    # The name bank is the emoji's names: clip-art titles ("tools", "blue man") are not a closed set of things.
+    named = len(classes)
+    label_ids = torch.tensor(bank.labels[:named])
     mirrorable = torch.tensor(bank.mirrorable)
+    owners = bank.owners() if args.multi_positive else None
     # A frozen text tower's name bank never changes; a trained one is refreshed every --bank-every steps.
     names = text_table[label_ids] if text_table is not None else torch.zeros(0)
 
@@ -252,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             group["lr"] = base * factor
         if not frozen_text and step % args.bank_every == 0:
             model.text.eval()
-            names = model.text.encode([bank.texts[i] for i in bank.labels]).to(device)
+            names = model.text.encode([bank.texts[i] for i in bank.labels[:named]]).to(device)
             model.text.train()
 
         pick = torch.randint(len(images), (args.batch_size,), generator=gen)
@@ -269,10 +318,13 @@ def main(argv: list[str] | None = None) -> int:
             tokens = model.text.tokenize([bank.texts[i] for i in text_ids.tolist()]).to(device)
             text_emb = model.text(tokens)
         scale = model.logit_scale.exp().clamp(max=100)
-        positives = (cls[:, None] == cls[None, :]) | (text_ids[:, None] == text_ids[None, :])
+        positives = batch_positives(cls, text_ids, owners)
         loss = contrastive_loss(image_emb, text_emb, positives.to(device), scale)
         if args.bank_weight:
-            loss = loss + args.bank_weight * F.cross_entropy(scale * image_emb @ names.T, cls.to(device))
+            emoji_rows = (cls < named).to(device)
+            if bool(emoji_rows.any()):
+                bank_logits = scale * image_emb[emoji_rows] @ names.T
+                loss = loss + args.bank_weight * F.cross_entropy(bank_logits, cls.to(device)[emoji_rows])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -1,0 +1,88 @@
+"""catalens-mini's training texts and batch targets (scripts/train_mini.py): what counts as a right answer."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+@pytest.fixture(scope="module")
+def train() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("train_mini", SCRIPTS / "train_mini.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def emoji(train: ModuleType) -> dict[str, object]:
+    make = sys.modules["mini_data"].Emoji
+    return {
+        "1F34E": make("1F34E", "red apple", "food-drink", "food-fruit", ("apple", "fruit", "red")),
+        "1F34C": make("1F34C", "banana", "food-drink", "food-fruit", ("banana", "fruit")),
+        "1F45F": make("1F45F", "running shoe", "objects", "clothing", ("shoe", "sneaker")),
+    }
+
+
+def test_a_text_belongs_to_every_class_it_describes(train: ModuleType, emoji: dict[str, object]) -> None:
+    bank = train.TextBank(emoji, ["1F34E", "1F34C", "1F45F"], shop=True)
+    owners = bank.owners()
+    index = {text: i for i, text in enumerate(bank.texts)}
+    assert owners[index["an emoji of food and drink"]].tolist() == [0, 1]
+    assert owners[index["fruit"]].tolist() == [0, 1]  # a keyword both fruits carry
+    assert owners[index["footwear"]].tolist() == [2]  # the shoe's department
+    assert owners[bank.labels[1]].tolist() == [1]  # "banana" names one class
+    assert bank.texts[bank.labels[0]] == "red apple"
+
+
+def test_a_shared_text_is_a_right_answer_for_every_picture_it_describes(
+    train: ModuleType, emoji: dict[str, object]
+) -> None:
+    bank = train.TextBank(emoji, ["1F34E", "1F34C", "1F45F"])
+    index = {text: i for i, text in enumerate(bank.texts)}
+    # Pictures: apple, banana, shoe; the apple drew the food group text, the banana its name, the shoe its name.
+    cls = torch.tensor([0, 1, 2])
+    texts = torch.tensor([index["an emoji of food and drink"], bank.labels[1], bank.labels[2]])
+
+    plain = train.batch_positives(cls, texts, None)
+    assert plain.tolist() == [[True, False, False], [False, True, False], [False, False, True]]
+    # With owners the banana is food too, the apple is not "banana" and the shoe is not food.
+    shared = train.batch_positives(cls, texts, bank.owners())
+    assert shared.tolist() == [[True, False, False], [True, True, False], [False, False, True]]
+
+
+def test_drawings_that_share_a_title_are_one_class(
+    train: ModuleType, emoji: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawings = SimpleNamespace(
+        titles=["tools", "hammer", "tools"],
+        keywords=[["wrench"], ["hammer", "nail"], ["saw"]],
+        categories=[["tools"], ["tools"], ["tools", "hand tools"]],
+        images=np.zeros((3, 8, 8, 4), dtype=np.uint8),
+    )
+    monkeypatch.setattr(train.clipart_data, "load_clipart", lambda *args, **kwargs: drawings)
+    bank = train.TextBank(emoji, ["1F34E", "1F34C", "1F45F"], shop=True)
+    images = torch.zeros((3, 4, 8, 8), dtype=torch.uint8)
+    counts: dict[str, int] = {}
+    images, labels = train.add_clipart(Path("unused"), bank, images, torch.tensor([0, 1, 2]), counts)
+
+    assert labels.tolist() == [0, 1, 2, 3, 4, 3]  # both "tools" drawings are class 3
+    assert counts == {"openclipart": 3, "openclipart_titles": 2}
+    assert len(images) == 6
+    index = {text: i for i, text in enumerate(bank.texts)}
+    assert bank.texts[bank.labels[3]] == "tools"
+    assert {"wrench", "saw"} <= {bank.texts[i] for i in bank.by_kind[3]["tags"]}  # keywords of both drawings
+    assert owners_of(bank, index["hardware"]) == [3, 4]  # the tools department, for both titles
+
+
+def owners_of(bank: object, text: int) -> list[int]:
+    return bank.owners()[text].tolist()  # type: ignore[attr-defined]
