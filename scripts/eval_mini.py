@@ -41,7 +41,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,7 +54,7 @@ import demo  # noqa: E402
 import mini_data  # noqa: E402
 
 from catalens.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
-from catalens.search.engine import SearchEngine  # noqa: E402
+from catalens.search.engine import SearchEngine, SearchMode  # noqa: E402
 from catalens.search.evaluation import EvalReport, evaluate, load_eval_set  # noqa: E402
 
 PARAPHRASES = Path(__file__).resolve().parent / "data" / "mini_paraphrases.tsv"
@@ -71,10 +73,7 @@ def write_held_out(cache: Path, out: Path) -> tuple[Path, dict[str, Path]]:
         writer = csv.writer(handle)
         writer.writerow(["id", "image", "title", "category"])
         for hexcode, pixels in zip(held_out.hexcodes, held_out.images, strict=True):
-            rgba = Image.fromarray(pixels, "RGBA")
-            white = Image.new("RGB", rgba.size, (255, 255, 255))
-            white.paste(rgba, mask=rgba.getchannel("A"))
-            white.save(images / f"{hexcode}.png")
+            save_on_white(pixels, images / f"{hexcode}.png")
             e = emoji[hexcode]
             by_label[e.label] = hexcode
             writer.writerow([hexcode, f"images/{hexcode}.png", "", mini_data.GROUP_NAMES[e.group]])
@@ -83,11 +82,33 @@ def write_held_out(cache: Path, out: Path) -> tuple[Path, dict[str, Path]]:
         "paraphrases": _paraphrases(by_label),
         "groups": [{"id": h, "label": mini_data.GROUP_NAMES[emoji[h].group]} for h in by_label.values()],
     }
+    return manifest, write_sets(out, sets)
+
+
+def save_on_white(pixels: np.ndarray, path: Path) -> None:
+    """An RGBA drawing composited onto white and saved, as a catalog's product shot would be."""
+    rgba = Image.fromarray(pixels, "RGBA")
+    white = Image.new("RGB", rgba.size, (255, 255, 255))
+    white.paste(rgba, mask=rgba.getchannel("A"))
+    white.save(path)
+
+
+def write_sets(out: Path, sets: dict[str, list[dict[str, Any]]]) -> dict[str, Path]:
+    """Each labelled set as ``{out}/{name}.jsonl``; returns {set name: path}."""
     paths = {}
     for name, rows in sets.items():
         paths[name] = out / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return manifest, paths
+    return paths
+
+
+def index_and_evaluate(
+    model: str, manifest: Path, store: Path, sets: dict[str, Path], mode: SearchMode = "hybrid"
+) -> dict[str, EvalReport]:
+    """Index ``manifest`` into a new ``store`` with ``model`` and evaluate each labelled set on it."""
+    index_catalog(manifest, store, IndexOptions(model=model, rebuild=True))
+    with SearchEngine.open(store) as engine:
+        return {name: evaluate(engine, load_eval_set(path), mode=mode) for name, path in sets.items()}
 
 
 def _paraphrases(by_label: dict[str, str]) -> list[dict[str, object]]:
@@ -105,10 +126,7 @@ def _paraphrases(by_label: dict[str, str]) -> list[dict[str, object]]:
 def run(model: str, cache: Path, work: Path) -> dict[str, EvalReport]:
     """Index the held-out catalog with ``model`` and evaluate the three sets."""
     manifest, sets = write_held_out(cache, work)
-    store = work / "store"
-    index_catalog(manifest, store, IndexOptions(model=model, rebuild=True))
-    with SearchEngine.open(store) as engine:
-        return {name: evaluate(engine, load_eval_set(path)) for name, path in sets.items()}
+    return index_and_evaluate(model, manifest, work / "store", sets)
 
 
 def write_clipart(cache: Path, out: Path, size: int = clipart_data.STORE_SIZE) -> tuple[Path, dict[str, Path]]:
@@ -124,10 +142,7 @@ def write_clipart(cache: Path, out: Path, size: int = clipart_data.STORE_SIZE) -
         writer.writerow(["id", "image", "title", "category"])
         for i, pixels in enumerate(held.images):
             item = f"clip-{i:05d}"
-            rgba = Image.fromarray(pixels, "RGBA")
-            white = Image.new("RGB", rgba.size, (255, 255, 255))
-            white.paste(rgba, mask=rgba.getchannel("A"))
-            white.save(images / f"{item}.png")
+            save_on_white(pixels, images / f"{item}.png")
             writer.writerow([item, f"images/{item}.png", "", ""])  # no words: the vectors alone are measured
             if held.title_sources[i] in ("svg", "file"):  # a keyword or folder stand-in is no one's title
                 by_title.setdefault(held.titles[i], []).append(item)
@@ -137,28 +152,19 @@ def write_clipart(cache: Path, out: Path, size: int = clipart_data.STORE_SIZE) -
         "clipart_titles": [{"query": title, "relevant": ids} for title, ids in sorted(by_title.items())],
         "clipart_kinds": kinds,
     }
-    paths = {}
-    for name, rows in sets.items():
-        paths[name] = out / f"{name}.jsonl"
-        paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return manifest, paths
+    return manifest, write_sets(out, sets)
 
 
 def run_clipart(model: str, cache: Path, work: Path) -> dict[str, EvalReport]:
     """Index the held-out clip art with ``model``; title retrieval and kind zero-shot, vectors alone."""
     manifest, sets = write_clipart(cache, work)
-    store = work / "store"
-    index_catalog(manifest, store, IndexOptions(model=model, rebuild=True))
-    with SearchEngine.open(store) as engine:
-        return {name: evaluate(engine, load_eval_set(path), mode="vector") for name, path in sets.items()}
+    return index_and_evaluate(model, manifest, work / "store", sets, mode="vector")
 
 
 def run_demo(model: str, work: Path) -> EvalReport:
     """Index ``make demo``'s catalog with ``model`` and evaluate its own set as ``make demo`` does (vectors)."""
-    store = work / "store"
-    index_catalog(demo.CATALOG / "catalog.csv", store, IndexOptions(model=model, rebuild=True))
-    with SearchEngine.open(store) as engine:
-        return evaluate(engine, load_eval_set(demo.CATALOG / "eval.jsonl"), mode="vector")
+    sets = {"demo": demo.CATALOG / "eval.jsonl"}
+    return index_and_evaluate(model, demo.CATALOG / "catalog.csv", work / "store", sets, mode="vector")["demo"]
 
 
 def classification_summary(report: EvalReport) -> dict[str, float]:

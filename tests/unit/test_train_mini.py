@@ -81,8 +81,4 @@ def test_drawings_that_share_a_title_are_one_class(
     index = {text: i for i, text in enumerate(bank.texts)}
     assert bank.texts[bank.labels[3]] == "tools"
     assert {"wrench", "saw"} <= {bank.texts[i] for i in bank.by_kind[3]["tags"]}  # keywords of both drawings
-    assert owners_of(bank, index["hardware"]) == [3, 4]  # the tools department, for both titles
-
-
-def owners_of(bank: object, text: int) -> list[int]:
-    return bank.owners()[text].tolist()  # type: ignore[attr-defined]
+    assert bank.owners()[index["hardware"]].tolist() == [3, 4]  # the tools department, for both titles
