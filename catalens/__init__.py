@@ -38,6 +38,7 @@ from catalens.indexer.errors import (
     StoreModelMismatchError,
     StoreNotFoundError,
     StoreVersionError,
+    StoreWeightsMismatchError,
 )
 from catalens.indexer.pipeline import IndexOptions, IndexReport, index_catalog, reindex
 from catalens.indexer.store import CatalogStore, ItemFilter
@@ -98,6 +99,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreModelMismatchError",
+    "StoreWeightsMismatchError",
     "StoreNotFoundError",
     "StoreVersionError",
     "UnknownModelError",

@@ -15,6 +15,7 @@ from catalens.indexer.errors import (
     StoreModelMismatchError,
     StoreNotFoundError,
     StoreVersionError,
+    StoreWeightsMismatchError,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreModelMismatchError",
+    "StoreWeightsMismatchError",
     "StoreNotFoundError",
     "StoreVersionError",
 ]

@@ -30,6 +30,7 @@ from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.images import decode_image
 from catalens.indexer.pipeline import ProgressSink, default_workers
 from catalens.indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
+from catalens.indexer.weights_check import require_same_weights
 from catalens.models import LoadOptions, default_registry
 from catalens.models.captioning import (
     Caption,
@@ -181,6 +182,7 @@ def load_store_captioner(store: CatalogStore, spec: str, options: CaptionOptions
     encoder = None
     if parsed.kind == "attributes":
         encoder = default_registry().load(store.manifest.model, LoadOptions(device=options.device))
+        require_same_weights(store.manifest, str(store.path), encoder)
     return load_captioner(parsed, options, encoder=encoder)
 
 
@@ -271,11 +273,11 @@ def _ocr_on_ray(
 def recorded_caption_spec(captioner: Captioner, store: CatalogStore) -> str:
     """The spec stored with captions: whatever changes the captions is in it, so a change means re-captioning.
 
-    An embedding-based captioner's output depends on the store's model; a generative captioner's on its
+    An embedding-based captioner's output depends on the store's model and its weights; a generative captioner's on its
     generation options (its ``run_spec``, when it has one).
     """
     if isinstance(captioner, VectorCaptioner):
-        return f"{captioner.spec}@{store.manifest.model}"
+        return f"{captioner.spec}@{store.manifest.model_key}"
     return str(getattr(captioner, "run_spec", captioner.spec))
 
 

@@ -66,14 +66,47 @@ class StoreLockedError(StoreError):
 class StoreModelMismatchError(StoreError):
     """A run asked for a model other than the one the store's vectors were made with."""
 
-    def __init__(self, path: str, store_model: str, requested: str) -> None:
+    def __init__(self, path: str, store_model: str, requested: str, message: str | None = None) -> None:
         self.path = path
         self.store_model = store_model
         self.requested = requested
         super().__init__(
-            f"the store at {path!r} holds vectors from model {store_model!r}, but this run asked for "
+            message
+            or f"the store at {path!r} holds vectors from model {store_model!r}, but this run asked for "
             f"{requested!r}; vectors from two models cannot be mixed. Re-run with --rebuild to re-embed every "
             "item with the new model, or use a new --store directory"
+        )
+
+
+class StoreWeightsMismatchError(StoreModelMismatchError):
+    """The store's model spec now loads other weights than the store's vectors were made with.
+
+    ``catalens-mini`` after an upgrade of catalens, or a checkpoint directory trained again in place: the spec
+    is the same, the vectors would not be. Found by the weights digest the store records, or, in a store
+    written before digests were, by embedding a few of its images again (``agreement`` is then the lowest
+    cosine between a stored vector and the new one).
+    """
+
+    def __init__(
+        self, path: str, model: str, store_digest: str | None, loaded_digest: str, agreement: float | None = None
+    ) -> None:
+        self.store_digest = store_digest
+        self.loaded_digest = loaded_digest
+        self.agreement = agreement
+        if store_digest is not None:
+            found = f"its vectors were made with weights {store_digest}, but {model!r} now loads {loaded_digest}"
+        else:
+            found = (
+                f"its vectors were not made with the weights {model!r} loads now ({loaded_digest}): re-embedding "
+                f"a sample of its images agreed with the stored vectors only to cosine {agreement:.3f}"
+            )
+        super().__init__(
+            path,
+            model,
+            model,
+            f"the store at {path!r} holds vectors of {model!r}, but {found} (new weights under the same name, e.g. "
+            "after upgrading catalens or retraining a checkpoint in place); vectors from two sets of weights cannot "
+            "be mixed. Re-run `catalens index` with --rebuild to re-embed every item, or use a new --store directory",
         )
 
 

@@ -31,6 +31,7 @@ from catalens.indexer.sources import Source, open_source
 from catalens.indexer.store import LOCK_NAME, CatalogStore, EmbeddedItem, FailedItem, IndexState, ItemState
 from catalens.indexer.vectors import DEFAULT_FACTORY, validate_factory
 from catalens.indexer.vectors.auto import AUTO
+from catalens.indexer.weights_check import check_store_weights
 from catalens.models import DEFAULT_MODEL, ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 
 DECODE_NICENESS = 10
@@ -95,7 +96,8 @@ def index_catalog(
     Raises:
         SourceError: the source as a whole cannot be read.
         StoreLockedError: another process is writing to the store.
-        StoreModelMismatchError: the store holds another model's vectors and ``rebuild`` is off.
+        StoreModelMismatchError: the store holds another model's vectors and ``rebuild`` is off
+            (:class:`StoreWeightsMismatchError`: the same spec, but its weights changed since).
         StoreVersionError, StoreCorruptError: the store cannot be opened.
         IndexBuildError: the FAISS factory string is invalid or cannot be trained.
         ModelError: the model cannot be loaded.
@@ -138,9 +140,11 @@ def index_catalog(
                 encoder = registry.load(spec, load_options)
             _validate(factory, encoder.dim)
             if store is None:
-                store = CatalogStore.create(root, encoder.spec, encoder.dim, factory)
+                store = CatalogStore.create(root, encoder.spec, encoder.dim, factory, encoder.weights_digest)
             elif options.rebuild:
-                store.reset_model(encoder.spec, encoder.dim)
+                store.reset_model(encoder.spec, encoder.dim, encoder.weights_digest)
+            elif weights_note := check_store_weights(store, encoder, options.fetch).note:
+                sink.note(weights_note)
             report = _Run(catalog, store, encoder, options, sink, factory).execute()
             report.model_note = note
             return report

@@ -99,6 +99,16 @@ class ImageTextEncoder(Protocol):
         ...
 
     @property
+    def weights_digest(self) -> str | None:
+        """A digest of the local weight files loaded (:func:`models.fingerprint.file_digest`), or ``None``.
+
+        Two loads of one spec with different digests make different vectors (``catalens-mini`` after an
+        upgrade, a checkpoint directory retrained in place); stores record it to notice. ``None`` where the
+        spec itself names immutable weights (a pretrained tag, a hub id) or a seed.
+        """
+        ...
+
+    @property
     def logit_scale(self) -> float:
         """The learned temperature: zero-shot logits are ``logit_scale * cosine``."""
         ...

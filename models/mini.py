@@ -31,6 +31,7 @@ from torch import nn
 from catalens.models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
 from catalens.models.device import Placement, plan_placement
 from catalens.models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.fingerprint import file_digest
 from catalens.models.hub import quiet_loading
 from catalens.models.module import LoadedModel, checkpoint_directory, read_weights, write_weights
 from catalens.models.specs import SpecParts
@@ -257,7 +258,11 @@ class MiniBackend:
             raise ModelLoadError(str(directory), f"bad {CONFIG_NAME}: {error}") from error
         model = MiniCLIP(config, device=placement.device)
         _load_weights(model, directory / WEIGHTS_NAME, str(directory))
-        return MiniEncoder(spec.canonical, model.to(placement.device), placement)
+        try:
+            digest = file_digest([directory / CONFIG_NAME, directory / WEIGHTS_NAME])
+        except OSError as error:
+            raise ModelLoadError(str(directory), f"cannot read the checkpoint: {error}") from error
+        return MiniEncoder(spec.canonical, model.to(placement.device), placement, digest)
 
 
 def _load_weights(model: MiniCLIP, path: Path, spec: str) -> None:
@@ -281,8 +286,8 @@ def _load_weights(model: MiniCLIP, path: Path, spec: str) -> None:
 class MiniEncoder(LoadedModel):
     """catalens-mini behind the :class:`models.base.ImageTextEncoder` protocol."""
 
-    def __init__(self, spec: str, model: MiniCLIP, placement: Placement) -> None:
-        super().__init__(spec, placement)
+    def __init__(self, spec: str, model: MiniCLIP, placement: Placement, weights_digest: str | None = None) -> None:
+        super().__init__(spec, placement, weights_digest)
         self._model = model.eval().to(memory_format=torch.channels_last)
         self._dim = model.config.embed_dim
         image = model.config.image

@@ -22,13 +22,15 @@ class LoadedModel:
     """A model loaded by spec: its canonical spec, its placement, its dimension and how it is saved.
 
     Subclasses call ``super().__init__(spec, placement)`` and set ``self._dim`` once the dimension is known
-    (captioners have none).
+    (captioners have none). Backends that load weights from local files pass their ``weights_digest`` (see
+    :mod:`models.fingerprint`).
     """
 
-    def __init__(self, spec: str, placement: Placement) -> None:
+    def __init__(self, spec: str, placement: Placement, weights_digest: str | None = None) -> None:
         self._spec = spec
         self._placement = placement
         self._dim = 0
+        self._weights_digest = weights_digest
 
     @property
     def spec(self) -> str:
@@ -39,6 +41,11 @@ class LoadedModel:
     def dim(self) -> int:
         """The embedding dimension."""
         return self._dim
+
+    @property
+    def weights_digest(self) -> str | None:
+        """A digest of the weight files this model was loaded from; ``None`` when the spec alone names them."""
+        return self._weights_digest
 
     @property
     def device(self) -> str:

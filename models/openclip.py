@@ -29,6 +29,7 @@ from PIL import Image
 from catalens.models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
 from catalens.models.device import Placement, plan_placement
 from catalens.models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
+from catalens.models.fingerprint import file_digest
 from catalens.models.hub import (
     WeightSource,
     cache_locations,
@@ -138,7 +139,25 @@ class OpenClipBackend:
             text = choose_text_encoder(
                 spec.canonical, model, tokenizer, options.text_runtime, placement.device, options.cache_dir
             )
-        return OpenClipEncoder(spec.canonical, model, transform, tokenizer, model_cfg, placement, text)
+        try:
+            digest = file_digest(files) if (files := _local_weight_files(spec)) else None
+        except OSError as error:
+            raise ModelLoadError(spec.canonical, f"cannot read the checkpoint: {error}") from error
+        return OpenClipEncoder(spec.canonical, model, transform, tokenizer, model_cfg, placement, text, digest)
+
+
+def _local_weight_files(spec: ModelSpec) -> list[Path]:
+    """The local files a checkpoint spec's weights came from (hashed into its weights digest); none for others.
+
+    A checkpoint directory is its config and whichever weight files open_clip's local-dir loader reads.
+    """
+    if spec.kind == "checkpoint-file":
+        return [Path(str(spec.path))]
+    if spec.kind == "checkpoint-dir":
+        directory = Path(str(spec.path))
+        names = (CONFIG_NAME, WEIGHTS_NAME, "open_clip_pytorch_model.bin")
+        return [directory / name for name in names if (directory / name).is_file()]
+    return []
 
 
 @contextmanager
@@ -236,9 +255,13 @@ class OpenClipEncoder(LoadedModel):
         model_cfg: dict[str, Any],
         placement: Placement,
         text_encoder: OnnxTextEncoder | None = None,
+        weights_digest: str | None = None,
     ) -> None:
-        """Wrap a loaded model; ``text_encoder`` (see :mod:`models.onnx_text`) replaces torch for text."""
-        super().__init__(spec, placement)
+        """Wrap a loaded model; ``text_encoder`` (see :mod:`models.onnx_text`) replaces torch for text.
+
+        ``weights_digest`` is the digest of the checkpoint files it was loaded from, if any.
+        """
+        super().__init__(spec, placement, weights_digest)
         self._model = model.eval()
         if placement.half:
             self._model = self._model.half()

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from catalens.search.cli.exits import EXIT_STORE
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / ".demo"
 CATALOG = REPO / "scripts" / "data" / "demo_catalog"
@@ -36,6 +38,11 @@ def main() -> int:
     print(f"Demo catalog: {manifest} (170 product shots; see {CATALOG / 'ATTRIBUTION.md'})")
     store = str(DEMO / "store")
     code = run("index", str(manifest), "--store", store)
+    if code == EXIT_STORE and (DEMO / "store").is_dir():
+        # The demo's store is made from files in the repository, so when an earlier demo left one this
+        # catalens refuses (made with other weights of the model, e.g. before an upgrade), rebuild it.
+        print("The demo store from an earlier run cannot be reused (see above); re-embedding it.", flush=True)
+        code = run("index", str(manifest), "--store", store, "--rebuild")
     if code != 0:
         return code
     run("info", "--store", store)

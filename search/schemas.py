@@ -363,6 +363,9 @@ class IndexOut(BaseModel):
 
 class InfoOut(BaseModel):
     model: str
+    model_digest: str | None = Field(
+        default=None, description="digest of the model weights the vectors were made with (none: named by the spec)"
+    )
     dim: int
     items: dict[str, int]
     index_factory: str

@@ -67,15 +67,23 @@ class CatalogStore(StoreQueries, StoreTables):
         return (Path(path) / MANIFEST_NAME).is_file()
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], model: str, dim: int, index_factory: str = "auto") -> CatalogStore:
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        model: str,
+        dim: int,
+        index_factory: str = "auto",
+        model_digest: str | None = None,
+    ) -> CatalogStore:
         """Create an empty store (the directory may exist, but must not hold a store yet).
 
-        ``index_factory`` is the index the store asks for: ``auto`` (planned at each build) or a factory string.
+        ``index_factory`` is the index the store asks for: ``auto`` (planned at each build) or a factory string;
+        ``model_digest`` the model's weights digest, where it has one.
         """
         root = Path(path).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         (root / INDEX_DIR).mkdir(exist_ok=True)
-        manifest = StoreManifest(SCHEMA_VERSION, model, int(dim), index_factory, now())
+        manifest = StoreManifest(SCHEMA_VERSION, model, int(dim), index_factory, now(), model_digest=model_digest)
         store = cls(root, manifest)
         store._write_manifest(manifest)
         return store
@@ -171,11 +179,20 @@ class CatalogStore(StoreQueries, StoreTables):
             raise as_write_error(str(self.path), operation, e) from e
         self._manifest = manifest
 
-    def reset_model(self, model: str, dim: int) -> None:
-        """Switch the store to another model: every vector is dropped, so every item is embedded again."""
+    def reset_model(self, model: str, dim: int, model_digest: str | None = None) -> None:
+        """Switch the store to another model or other weights: every vector is dropped, every item re-embedded."""
         with self._guard, self._transaction():
             self._db.execute("DELETE FROM vectors")
-        self._write_manifest(replace(self._manifest, model=model, dim=int(dim)))
+        self._write_manifest(replace(self._manifest, model=model, dim=int(dim), model_digest=model_digest))
+
+    def record_model_digest(self, model_digest: str) -> None:
+        """Record the weights digest of a store written before digests were, keeping its vectors.
+
+        Only for a store whose manifest has none: the caller takes the vectors to be from these weights.
+        """
+        if self._manifest.model_digest is not None:
+            raise ValueError(f"the store already records weights {self._manifest.model_digest}")
+        self._write_manifest(replace(self._manifest, model_digest=model_digest))
 
     # -- writing -----------------------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ class StoreManifest:
             the fallback when the current file turns out damaged (absent in manifests written before it).
         checksums: ``{file: "crc32:<hex>"}`` of the kept generation files, recorded at publish. Top-level
             and optional, so manifests without it still load and readers that predate it ignore it.
+        model_digest: the weights digest of the model the vectors were made with
+            (:attr:`~catalens.models.base.ImageTextEncoder.weights_digest`), so a spec that now names other
+            weights (``catalens-mini`` after an upgrade, a checkpoint retrained in place) is noticed. ``None``
+            for specs that name immutable weights and in manifests written before it.
     """
 
     schema_version: int
@@ -59,6 +63,16 @@ class StoreManifest:
     index: IndexState | None = None
     previous_index: IndexState | None = None
     checksums: dict[str, str] = field(default_factory=dict)
+    model_digest: str | None = None
+
+    @property
+    def model_key(self) -> str:
+        """The model's spec and weights digest in one string, for keys of anything derived from its vectors.
+
+        Captions, prompt vectors and tags that depend on the model record this, so new weights under the
+        same spec redo them. It is the bare spec where there is no digest.
+        """
+        return f"{self.model}#{self.model_digest}" if self.model_digest else self.model
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -76,6 +90,7 @@ class StoreManifest:
             index=_index_state(raw.get("index")),
             previous_index=_index_state(raw.get("previous_index")),
             checksums={str(k): str(v) for k, v in dict(checksums).items()},
+            model_digest=str(raw["model_digest"]) if raw.get("model_digest") else None,
         )
 
     def checksum_of(self, state: IndexState) -> str | None:

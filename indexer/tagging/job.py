@@ -31,6 +31,7 @@ from catalens.indexer.tagging.labelled import LabelledRow
 from catalens.indexer.tagging.labels import PromptVectorCache, taxonomy_label_vectors
 from catalens.indexer.tagging.scoring import TagScorer, person_decisions
 from catalens.indexer.tagging.taxonomy import Taxonomy
+from catalens.indexer.weights_check import require_same_weights
 from catalens.models import LoadOptions, load_model
 from catalens.models.base import ImageTextEncoder
 
@@ -113,13 +114,19 @@ def run_signature(taxonomy: Taxonomy, model: str, calibration: Calibration | Non
 
 
 def load_text_model(store: CatalogStore, device: str) -> ImageTextEncoder:
-    """The store's own model (its text tower embeds the label prompts)."""
-    return load_model(store.manifest.model, LoadOptions(device=device))
+    """The store's own model (its text tower embeds the label prompts), with the weights its vectors came from.
+
+    Raises:
+        StoreWeightsMismatchError: the store's spec now loads other weights.
+    """
+    model = load_model(store.manifest.model, LoadOptions(device=device))
+    require_same_weights(store.manifest, str(store.path), model)
+    return model
 
 
 def label_vectors_for(store: CatalogStore, taxonomy: Taxonomy, model: ImageTextEncoder) -> dict[str, np.ndarray]:
     """The taxonomy's label vectors, through the store's prompt cache for this model."""
-    cache = PromptVectorCache.for_store(store.path, store.manifest.model, store.manifest.dim)
+    cache = PromptVectorCache.for_store(store.path, store.manifest.model_key, store.manifest.dim)
     return taxonomy_label_vectors(taxonomy, cache, model.encode_texts)
 
 
@@ -171,7 +178,7 @@ def tag_store(
     progress = progress or NoProgress()
     started = time.perf_counter()
     with CatalogStore.open(path) as store, store.writer_lock():
-        spec = store.manifest.model
+        spec = store.manifest.model_key  # new weights under the same spec are another model here
         if calibration is not None:
             check_calibration(calibration, taxonomy, spec)
         model = model or load_text_model(store, options.device)
@@ -272,7 +279,7 @@ def calibrate_store(
         CalibrationError: no labelled item of any attribute is in the store.
     """
     with CatalogStore.open(path) as store:
-        spec = store.manifest.model
+        spec = store.manifest.model_key  # new weights under the same spec are another model here
         model = model or load_text_model(store, device)
         vectors = label_vectors_for(store, taxonomy, model)
         every = list(rows)

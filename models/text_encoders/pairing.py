@@ -163,6 +163,10 @@ class PairedEncoder:
         return self._image.dim
 
     @property
+    def weights_digest(self) -> str | None:
+        return self._image.weights_digest
+
+    @property
     def logit_scale(self) -> float:
         # The distilled text model imitates the image model's own text tower, so its temperature carries over.
         return self._image.logit_scale

@@ -219,6 +219,7 @@ def run_info(args: argparse.Namespace) -> int:
             "store": str(store.path),
             "schema_version": manifest.schema_version,
             "model": manifest.model,
+            "model_digest": manifest.model_digest,
             "dim": manifest.dim,
             "items": store.status_counts(),
             "vectors": store.vector_count(),

@@ -114,7 +114,8 @@ def print_store_info(payload: dict[str, Any]) -> None:
     """The ``catalens info`` table, from the payload ``--json`` prints."""
     counts = payload["items"]
     print(f"Store       {payload['store']} (schema v{payload['schema_version']})")
-    print(f"Model       {payload['model']} ({payload['dim']} dimensions)")
+    weights = f", weights {payload['model_digest']}" if payload.get("model_digest") else ""
+    print(f"Model       {payload['model']} ({payload['dim']} dimensions{weights})")
     print(f"Items       {counts['indexed']} indexed, {counts['failed']} failed")
     generation = payload["index"]["generation"]
     built = f"generation {generation}, {payload['index']['count']} vectors" if generation else "not built yet"

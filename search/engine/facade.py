@@ -21,6 +21,7 @@ from PIL import Image
 
 from catalens.indexer.lexical import match_expression
 from catalens.indexer.store import CatalogStore
+from catalens.indexer.weights_check import require_same_weights
 from catalens.models import ImageTextEncoder, LoadOptions, ModelRegistry, default_registry
 from catalens.search.engine.classification import Classifier, ClassifyLimits
 from catalens.search.engine.embedding import QueryEmbedder
@@ -78,9 +79,11 @@ class SearchEngine:
 
         Raises:
             QueryError: the encoder is not the store's model.
+            StoreWeightsMismatchError: it is, by spec, but its weights are not the ones the store records.
         """
         if encoder.spec != store.manifest.model:
             raise QueryError(f"the store holds {store.manifest.model!r} vectors, the model is {encoder.spec!r}")
+        require_same_weights(store.manifest, str(store.path), encoder)
         self.store = store
         self.encoder = encoder
         self.fusion = fusion or Fusion()
@@ -120,6 +123,7 @@ class SearchEngine:
 
         Raises:
             StoreNotFoundError, StoreVersionError, StoreCorruptError, ModelError.
+            StoreWeightsMismatchError: the store's model spec now loads other weights than its vectors'.
         """
         store = CatalogStore.open(store_path)
         try:

@@ -70,6 +70,7 @@ def info(
     facts = _store_facts(request, engine, failures)
     return InfoOut(
         model=manifest.model,
+        model_digest=manifest.model_digest,
         dim=manifest.dim,
         items=facts["items"],
         index_factory=manifest.index.factory if manifest.index else manifest.index_factory,

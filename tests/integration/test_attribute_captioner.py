@@ -71,6 +71,10 @@ class ColourShapeEncoder:
         return sum(self._blocks.values())
 
     @property
+    def weights_digest(self) -> str | None:
+        return None
+
+    @property
     def logit_scale(self) -> float:
         return 100.0
 
