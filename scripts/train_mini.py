@@ -50,7 +50,17 @@ import mini_data  # noqa: E402
 import mini_vocab  # noqa: E402
 from mini_augment import augment  # noqa: E402
 
-from catalens.models.mini import ImageTowerConfig, MiniCLIP, MiniConfig, TextTowerConfig, save_mini  # noqa: E402
+from catalens.models.fingerprint import file_digest  # noqa: E402
+from catalens.models.mini import (  # noqa: E402
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    ImageTowerConfig,
+    MiniCLIP,
+    MiniConfig,
+    TextTowerConfig,
+    save_mini,
+)
+from catalens.models.module import read_weights  # noqa: E402
 
 LABEL_TEMPLATES = (
     "{}",
@@ -216,6 +226,33 @@ def contrastive_loss(image: torch.Tensor, text: torch.Tensor, positives: torch.T
     return 0.5 * (i2t + t2i)
 
 
+def start_from(model: MiniCLIP, directory: Path) -> dict[str, object]:
+    """Load a catalens-mini checkpoint's trained weights into ``model`` (a second phase of training).
+
+    The image tower is fully convolutional with global pooling, so a tower trained at 64 px starts a 96-px
+    phase as it is. Returns the provenance recorded in the new checkpoint: the starting checkpoint's weights
+    digest and its own training record, so a two-phase recipe can be followed back to its first phase.
+
+    Raises:
+        SystemExit: the checkpoint is of another architecture, embedding size or text tower.
+    """
+    start = MiniConfig.from_json((directory / CONFIG_NAME).read_text())
+    ours = model.config
+    if (start.image.timm_model, start.embed_dim, start.text.kind) != (
+        ours.image.timm_model,
+        ours.embed_dim,
+        ours.text.kind,
+    ):
+        raise SystemExit(f"--init {directory}: another architecture ({start.image.timm_model}, {start.embed_dim})")
+    state = read_weights(directory / WEIGHTS_NAME)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    trained_missing = [k for k in missing if not k.startswith("text.encoder.")]
+    if trained_missing or unexpected:
+        raise SystemExit(f"--init {directory}: weights do not match ({trained_missing[:3]}, {unexpected[:3]})")
+    digest = file_digest([directory / CONFIG_NAME, directory / WEIGHTS_NAME])
+    return {"checkpoint": directory.name, "weights_digest": digest, "training": start.training}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--text", choices=("minilm", "open_clip"), default="minilm", help="text tower")
@@ -246,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--init", type=Path, help="start from this catalens-mini checkpoint (a second phase, e.g. at 96 px)"
+    )
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -270,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         text=TextTowerConfig(kind=args.text),
     )
     model = MiniCLIP(config, device=device).to(device)
+    init = start_from(model, args.init) if args.init else None
     model.visual.to(memory_format=torch.channels_last)
     frozen_text = args.text == "minilm"
     text_table = model.text.encode(bank.texts, batch_size=256).to(device) if frozen_text else None
@@ -350,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": round(minutes, 1),
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        **({"init": init} if init else {}),
     }
     model.config = replace(config, training=training)
     out = save_mini(model, args.out)

@@ -82,3 +82,31 @@ def test_drawings_that_share_a_title_are_one_class(
     assert bank.texts[bank.labels[3]] == "tools"
     assert {"wrench", "saw"} <= {bank.texts[i] for i in bank.by_kind[3]["tags"]}  # keywords of both drawings
     assert bank.owners()[index["hardware"]].tolist() == [3, 4]  # the tools department, for both titles
+
+
+def _tiny(train: ModuleType, image_size: int, embed_dim: int = 16) -> object:
+    config = train.MiniConfig(
+        embed_dim=embed_dim,
+        image=train.ImageTowerConfig(timm_model="resnet10t", image_size=image_size),
+        text=train.TextTowerConfig(kind="open_clip", context_length=16, width=32, heads=2, layers=1),
+    )
+    return train.MiniCLIP(config)
+
+
+def test_a_second_phase_starts_from_the_first_at_another_input_size(train: ModuleType, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    first = _tiny(train, image_size=32)
+    saved = train.save_mini(first, tmp_path / "phase-1")
+    torch.manual_seed(1)
+    second = _tiny(train, image_size=48)  # the 96-px phase of a 64-px model, in miniature
+    provenance = train.start_from(second, saved)
+    for name, value in first.trainable_state().items():
+        expected = value.half().float() if value.is_floating_point() else value  # saved as fp16
+        assert torch.equal(second.state_dict()[name].to(expected.dtype), expected), name
+    assert provenance["weights_digest"] == train.file_digest(
+        [saved / "mini_config.json", saved / "mini_model.safetensors"]
+    )
+    pixels = torch.rand(2, 3, 48, 48)
+    assert second.encode_image(pixels).shape == (2, 16)  # global pooling: the tower takes the larger input
+    with pytest.raises(SystemExit, match="another architecture"):
+        train.start_from(_tiny(train, image_size=32, embed_dim=24), saved)
