@@ -94,19 +94,19 @@ class StoreWeightsMismatchError(StoreModelMismatchError):
         self.loaded_digest = loaded_digest
         self.agreement = agreement
         if store_digest is not None:
-            found = f"its vectors were made with weights {store_digest}, but {model!r} now loads {loaded_digest}"
+            found = f"made with weights {store_digest}, but {model!r} now loads weights {loaded_digest}"
         else:
             found = (
-                f"its vectors were not made with the weights {model!r} loads now ({loaded_digest}): re-embedding "
-                f"a sample of its images agreed with the stored vectors only to cosine {agreement:.3f}"
+                f"not made with the weights {model!r} loads now ({loaded_digest}): re-embedding a sample of its "
+                f"images agreed with the stored vectors only to cosine {agreement:.3f}"
             )
         super().__init__(
             path,
             model,
             model,
-            f"the store at {path!r} holds vectors of {model!r}, but {found} (new weights under the same name, e.g. "
-            "after upgrading catalens or retraining a checkpoint in place); vectors from two sets of weights cannot "
-            "be mixed. Re-run `catalens index` with --rebuild to re-embed every item, or use a new --store directory",
+            f"the store at {path!r} holds vectors of {model!r} {found} (new weights under the same name, e.g. after "
+            "upgrading catalens or retraining a checkpoint in place); vectors from two sets of weights cannot be "
+            "mixed. Re-run `catalens index` with --rebuild to re-embed every item, or use a new --store directory",
         )
 
 

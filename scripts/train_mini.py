@@ -1,8 +1,13 @@
 #!/usr/bin/env python
 """Train catalens-mini on openly licensed emoji art from npm (CPU is enough; a GPU is used when present).
 
-    .venv/bin/python scripts/train_mini.py --threads 1 --out .cache/catalens-mini/run   # the shipped recipe
-    .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch
+The shipped recipe is two runs (`make mini` runs both): 1,100 steps from random init, then 600 more from
+its weights at half the learning rate (a second cosine schedule):
+
+    .venv/bin/python scripts/train_mini.py --threads 1 --out .cache/catalens-mini/phase-1
+    .venv/bin/python scripts/train_mini.py --threads 1 --init .cache/catalens-mini/phase-1 \
+        --steps 600 --warmup 30 --lr 1e-3 --out .cache/catalens-mini/run
+    .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch  # other tower
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
 its Unicode CLDR name, keywords, shortcodes, group and shop department (``scripts/mini_vocab.py``); with
@@ -11,7 +16,7 @@ class with its title, keywords, folders and department (``scripts/clipart_data.p
 Microsoft's Fluent Emoji in 3D (``scripts/fluent3d_data.py``). The OpenMoji style and the clip art's held-out
 authors are never loaded here; they are the held-out sets of ``scripts/eval_mini.py``.
 
-Recipe: a timm CNN at 64 px, random init. Every step draws a batch of pictures and augments it in torch
+Recipe: a timm CNN at 64 px, random init (or ``--init`` a checkpoint). Every step draws a batch of pictures and augments it in torch
 (``scripts/mini_augment.py``: scale, rotation, shift, mirroring where it keeps the meaning, outline drawing,
 colour jitter, contact shadows, blur, compositing onto plain, gradient, noise and photo-like scene
 backgrounds), draws one text per picture (name templates, keywords, shortcodes, group and department names), and
@@ -268,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--bank-weight", type=float, default=1.0, help="weight of the all-names cross-entropy")
     parser.add_argument("--bank-every", type=int, default=100, help="refresh a trained text tower's name bank")
-    # The defaults are the shipped recipe (issue 17's second model): `--threads 1 --out DIR` reproduces it.
+    # The defaults are the shipped recipe's first phase (see the docstring for its second).
     parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=True, help="openclipart too")
-    parser.add_argument("--fluent3d", action=argparse.BooleanOptionalAction, default=False, help="Fluent 3D too")
+    parser.add_argument("--fluent3d", action=argparse.BooleanOptionalAction, default=True, help="Fluent 3D too")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False, help="flip where allowed")
     parser.add_argument("--shadow", type=float, default=0.0, help="share of pictures given a contact shadow")
     parser.add_argument("--scenes", type=float, default=0.0, help="share of photo-like scene backgrounds")
