@@ -6,7 +6,18 @@ Two image sets, each indexed with the shipped offline model ``catalens-mini`` (t
 * ``demo``: the demo catalog's product shots (``scripts/data/demo_catalog``: OpenMoji icons on their category's
   background with a floor shadow), so the unrelated images are look-alikes by construction;
 * ``clipart``: openclipart PNGs (``/usr/share/openclipart/png``, Debian's ``openclipart-png``), composited on
-  white and scaled to at most 400 px, bases and unrelated images drawn from the same few categories.
+  white and scaled to at most 400 px, bases and unrelated images drawn evenly from the same 8 folders
+  (:data:`CLIPART_CATEGORIES`), **only drawings catalens-mini never saw** (``scripts/clipart_unseen.py``): those of
+  the held-out authors (``clipart_data.choose_held_out``), because copies of a training picture may sit closer
+  together than copies of a new one. Drawings are distinct by content and counted in the folder of their real
+  file. The pool is smaller than the default sizes ask for (184 drawings for 500: 12 in plants to 39 in people):
+  a folder gives what it has, never a training picture, the bases are drawn first and the unrelated images get
+  the rest; the JSON's ``sets.clipart.pool`` records, per folder, how many were available and used.
+  ``--clipart-pool unseen`` adds the drawings the training split drops (road signs and five card decks here:
+  catalens-mini puts warning triangles, and cards of one value or neighbouring values, above 0.95 of each other,
+  and those are scored as wrong pairs, so precision at 0.95 falls below 0.4);
+  ``--clipart-pool train`` takes the training split, only to measure how much training on the pictures changes
+  the figures (``outside_training_split: false``).
 
 Every base image gets one copy of each kind in :data:`~catalens.indexer.duplicates.variants.VARIANT_KINDS`
 (JPEG q70, half size, 5 % crop, small watermark, mirror) and some bases a byte-identical copy; the other images of
@@ -37,6 +48,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -52,8 +64,11 @@ from catalens.indexer.duplicates.variants import VARIANT_KINDS, make_variant  # 
 from catalens.indexer.store import CatalogStore  # noqa: E402
 from catalens.search.cli import main as catalens  # noqa: E402
 
+sys.path.insert(0, str(REPO / "scripts"))
+import clipart_unseen  # noqa: E402
+
 DEMO = REPO / "scripts" / "data" / "demo_catalog"
-CLIPART = Path("/usr/share/openclipart/png")
+CLIPART = clipart_unseen.clipart_data.PNG_ROOT
 CLIPART_CATEGORIES = ("animals", "food", "people", "transportation", "tools", "office", "recreation", "plants")
 THRESHOLDS = (0.90, 0.93, 0.95, 0.97, 0.99)
 MODEL = "catalens-mini"
@@ -71,26 +86,33 @@ def demo_images(bases: int, rng: random.Random) -> tuple[list[tuple[str, Path]],
     return rows[:bases], rows[bases:]
 
 
-def clipart_images(bases: int, unrelated: int, rng: random.Random) -> tuple[list[tuple[str, Path]], ...]:
-    """(bases, unrelated) drawn evenly from :data:`CLIPART_CATEGORIES`, distinct files (byte-identical ones too)."""
-    picked: list[tuple[str, Path]] = []
+def clipart_images(
+    bases: int, unrelated: int, rng: random.Random, pool: str, cache: Path, work: Path
+) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]], dict[str, str], dict[str, Any]]:
+    """(bases, unrelated) drawn evenly from :data:`CLIPART_CATEGORIES` out of ``pool``, distinct by content.
+
+    A PNG too large to decode is drawn from its SVG into ``work`` (:func:`clipart_unseen.decodable`).
+
+    Returns:
+        The bases and the unrelated images as (category, path), each path's origin, and the pool report.
+    """
+    catalogue = clipart_unseen.load_catalogue(cache)
     per = -(-(bases + unrelated) // len(CLIPART_CATEGORIES))
-    seen: set[bytes] = set()
-    for category in CLIPART_CATEGORIES:
-        files = sorted((CLIPART / category).rglob("*.png"))
-        rng.shuffle(files)
-        taken = 0
-        for path in files:
-            if taken == per:
-                break
-            data = path.read_bytes()
-            if data in seen:
-                continue
-            seen.add(data)
+    picked_by, counts = clipart_unseen.draw(catalogue, list(CLIPART_CATEGORIES), per, pool, rng)
+    picked: list[tuple[str, Path]] = []
+    origins: dict[str, str] = {}
+    for category, drawings in picked_by.items():
+        for drawing in drawings:
+            path = clipart_unseen.decodable(drawing.path, work / "from-svg")
             picked.append((category, path))
-            taken += 1
+            origins[str(path)] = drawing.origin
     rng.shuffle(picked)
-    return picked[:bases], picked[bases : bases + unrelated]
+    report = clipart_unseen.pool_report(pool, counts, catalogue)
+    report["requested"] = {"bases": bases, "unrelated": unrelated}
+    per_folder = ", ".join(f"{c} {sum(n['used'].values())}" for c, n in counts.items())
+    log(f"[clipart] {report['used']} drawings ({pool} pool, {report['available']} available) for {bases} bases and "
+        f"{unrelated} unrelated: {per_folder}")  # fmt: skip
+    return picked[:bases], picked[bases : bases + unrelated], origins, report
 
 
 def as_photo(path: Path) -> Image.Image:
@@ -204,8 +226,18 @@ def similarity_profile(store: CatalogStore) -> dict[str, Any]:
     return profile
 
 
-def measure_set(name: str, work: Path, bases: list, unrelated: list, copies: int, seed: int) -> dict[str, Any]:
+def measure_set(
+    name: str, work: Path, bases: list, unrelated: list, copies: int, seed: int, origins: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Index one set with its copies and score the finder per threshold.
+
+    ``origins`` (source path -> origin) adds, per threshold, the wrong pairs counted by their two pictures' origins.
+    """
     kinds = len(VARIANT_KINDS)
+    origin_of: dict[str, str] = {}
+    if origins:
+        origin_of = {f"b{n}": origins[str(path)] for n, (_, path) in enumerate(bases)}
+        origin_of |= {f"x{n}": origins[str(path)] for n, (_, path) in enumerate(unrelated)}
     log(f"[{name}] {len(bases)} bases x {kinds} copy kinds, {copies} byte copies, {len(unrelated)} unrelated")
     folder = work / name
     manifest = build_catalog(folder, bases, unrelated, copies, seed)
@@ -226,13 +258,18 @@ def measure_set(name: str, work: Path, bases: list, unrelated: list, copies: int
             found = pairs_within([[m.item_id for m in g.members] for g in report.groups])
             by_threshold[f"{threshold:.2f}"] = {**score(found, true, ids), "groups": len(report.groups),
                                                 "seconds": round(report.seconds, 3)}  # fmt: skip
+            if origin_of:
+                wrong = Counter("+".join(sorted(origin_of[family(i)] for i in pair)) for pair in found - true)
+                by_threshold[f"{threshold:.2f}"]["wrong_pairs_by_origin"] = dict(sorted(wrong.items()))
             row = by_threshold[f"{threshold:.2f}"]
             per_kind = " ".join(f"{k}:{v['recall']:.2f}" for k, v in row["kinds"].items())
             log(f"[{name}] t={threshold:.2f} precision {row['precision']:.3f} recall {row['recall']:.3f} "
                 f"f0.5 {row['f05']:.3f} {per_kind}")  # fmt: skip
         profile = similarity_profile(store)
         index = store.manifest.index
+        weights = store.manifest.model_digest  # which release of the weights made these figures
     return {
+        "weights_digest": weights,
         "images": len(ids),
         "bases": len(bases),
         "unrelated": len(unrelated),
@@ -288,12 +325,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo-bases", type=int, default=60)
     parser.add_argument("--clipart-bases", type=int, default=100)
-    parser.add_argument("--clipart-unrelated", type=int, default=400)
+    parser.add_argument(
+        "--clipart-unrelated", type=int, default=400, help="at most this many (the held-out pool has fewer)"
+    )
     parser.add_argument("--copies", type=int, default=10, help="byte-identical copies per set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="keep the catalogs and stores here (default: a temp folder)")
     parser.add_argument("--scale", type=Path, help="also time the finder on this existing store")
     parser.add_argument("--scale-threshold", type=float, default=0.95)
+    parser.add_argument(
+        "--clipart-pool", choices=list(clipart_unseen.POOLS), default="held-out", help=clipart_unseen.POOL_HELP
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=clipart_unseen.DEFAULT_CACHE, help="where the clip-art sorting is cached"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-duplicates-"))
@@ -302,8 +347,11 @@ def main() -> int:
         bases, unrelated = demo_images(args.demo_bases, rng)
         sets["demo"] = measure_set("demo", work, bases, unrelated, args.copies, args.seed)
         if CLIPART.is_dir():
-            bases, unrelated = clipart_images(args.clipart_bases, args.clipart_unrelated, rng)
-            sets["clipart"] = measure_set("clipart", work, bases, unrelated, args.copies, args.seed)
+            bases, unrelated, origins, pool = clipart_images(
+                args.clipart_bases, args.clipart_unrelated, rng, args.clipart_pool, args.cache, work
+            )
+            measured = measure_set("clipart", work, bases, unrelated, args.copies, args.seed, origins)
+            sets["clipart"] = {**measured, "pool": pool}
         else:
             log(f"{CLIPART} not found (Debian package openclipart-png): clipart set skipped")
         best, pooled = recommend(sets)

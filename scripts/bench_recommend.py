@@ -67,9 +67,10 @@ def log(message: str) -> None:
 class VectorsOnly:
     """Stands in for the store's model: the benchmark sends stored items and vectors, never text or images."""
 
-    def __init__(self, spec: str, dim: int) -> None:
+    def __init__(self, spec: str, dim: int, weights_digest: str | None) -> None:
         self.spec = spec
         self.dim = dim
+        self.weights_digest = weights_digest  # the store's own: the stored vectors are the only ones used
         self.logit_scale = 100.0
 
     def encode_images(self, images: Any) -> np.ndarray:
@@ -88,13 +89,13 @@ def open_engine(path: Path, factory: str, items: int | None) -> SearchEngine:
         log(f"filled a store with {items:,} synthetic items in {fill_store(path, items):.0f} s")
     with CatalogStore.open(path) as store:
         indexed = store.manifest.index is not None
-        spec, dim = store.manifest.model, store.manifest.dim
+        spec, dim, digest = store.manifest.model, store.manifest.dim, store.manifest.model_digest
     if not indexed:
         started = time.perf_counter()
         state = reindex(path, factory)
         log(f"indexed the store ({state.factory}) in {time.perf_counter() - started:.0f} s")
     store = CatalogStore.open(path)
-    return SearchEngine(store, VectorsOnly(spec, dim))  # type: ignore[arg-type]
+    return SearchEngine(store, VectorsOnly(spec, dim, digest))  # type: ignore[arg-type]
 
 
 def sample_ids(engine: SearchEngine, n: int, seed: int) -> list[str]:

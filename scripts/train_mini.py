@@ -16,17 +16,16 @@ class with its title, keywords, folders and department (``scripts/clipart_data.p
 Microsoft's Fluent Emoji in 3D (``scripts/fluent3d_data.py``). The OpenMoji style and the clip art's held-out
 authors are never loaded here; they are the held-out sets of ``scripts/eval_mini.py``.
 
-Recipe: a timm CNN at 64 px, random init (or ``--init`` a checkpoint). Every step draws a batch of pictures and augments it in torch
-(``scripts/mini_augment.py``: scale, rotation, shift, mirroring where it keeps the meaning, outline drawing,
-colour jitter, contact shadows, blur, compositing onto plain, gradient, noise and photo-like scene
+Recipe: a timm CNN at 64 px, random init (or ``--init`` a checkpoint). Every step draws a batch of pictures and
+augments it in torch (``scripts/mini_augment.py``: scale, rotation, shift, mirroring where it keeps the meaning,
+outline drawing, colour jitter, contact shadows, blur, compositing onto plain, gradient, noise and photo-like scene
 backgrounds), draws one text per picture (name templates, keywords, shortcodes, group and department names), and
 minimises an in-batch contrastive loss (texts that name the same emoji count as positives; with
-``--multi-positive`` a text is a right answer for every class it describes, so "food" drawn for an apple is one
-for the banana too) plus a cross-entropy over every emoji name (the "name bank"; drawings that share a clip-art
-title are one class, outside the bank). The MiniLM text tower is frozen, so its text
-embeddings are computed once; the from-scratch text tower is trained jointly and its name bank is
-refreshed every ``--bank-every`` steps. Fixed seed, fixed schedule, last weights kept: no checkpoint
-selection on any held-out data.
+``--multi-positive`` a text is a right answer for every class it describes, so "food" drawn for an apple is one for
+the banana too) plus a cross-entropy over every emoji name (the "name bank"; drawings that share a clip-art title
+are one class, outside the bank). The MiniLM text tower is frozen, so its text embeddings are computed once; the
+from-scratch text tower is trained jointly and its name bank is refreshed every ``--bank-every`` steps. Fixed seed,
+fixed schedule, last weights kept: no checkpoint selection on any held-out data.
 
 Prints progress, then one JSON line with the run's summary.
 """
