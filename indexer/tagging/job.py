@@ -245,7 +245,11 @@ def labelled_sets(
         keys, vectors = store.vectors_for(sorted(wanted))
         if not len(keys):
             continue
-        ids = tuple(wanted[int(k)] for k in keys)
+        # Rows in item-id order, not store-key order: keys follow the order an indexing run finished items in, and
+        # the calibration's folds are drawn over rows, so the same labels must give the same folds in every store.
+        order = sorted(range(len(keys)), key=lambda r: wanted[int(keys[r])])
+        ids = tuple(wanted[int(keys[r])] for r in order)
+        vectors = vectors[order]
         labels: np.ndarray
         if attribute.multi_label:
             labels = np.zeros((len(ids), len(values)), dtype=bool)

@@ -181,6 +181,25 @@ def test_calibration_is_fitted_checked_and_used(tagged_store: Any, tiny_model: A
         tag_store(store_dir, other, calibration=calibration, model=tiny_model)
 
 
+def test_calibration_does_not_depend_on_the_order_items_were_indexed_in(
+    vector_store: Callable[..., Path], tiny_model: Any
+) -> None:
+    rng = np.random.default_rng(1)
+    taxonomy = taxonomy_of(TAXONOMY)
+    vectors = labels(tiny_model, taxonomy)
+    truth = {f"i{n:02d}": (n % 2, n % 3 == 0) for n in range(24)}
+    items = {
+        item_id: (item_vector(vectors, kind, int(diet), rng), {"category": ["animals", "food"][kind]})
+        for item_id, (kind, diet) in truth.items()
+    }
+    rows = [LabelledRow(i, "kind", ["animals", "food"][k], n) for n, (i, (k, _)) in enumerate(truth.items())]
+    forward = vector_store(items, name="forward")
+    backward = vector_store(dict(reversed(items.items())), name="backward")  # the same items, keys reversed
+    first, _ = calibrate_store(forward, taxonomy, rows, folds=3, model=tiny_model)
+    second, _ = calibrate_store(backward, taxonomy, rows, folds=3, model=tiny_model)
+    assert first.attributes["kind"].to_dict() == second.attributes["kind"].to_dict()
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
