@@ -257,15 +257,29 @@ class MiniBackend:
         except (ValueError, KeyError, TypeError) as error:
             raise ModelLoadError(str(directory), f"bad {CONFIG_NAME}: {error}") from error
         model = MiniCLIP(config, device=placement.device)
-        _load_weights(model, directory / WEIGHTS_NAME, str(directory))
+        load_weights(model, directory / WEIGHTS_NAME, str(directory))
         try:
-            digest = file_digest([directory / CONFIG_NAME, directory / WEIGHTS_NAME])
+            digest = checkpoint_digest(directory)
         except OSError as error:
             raise ModelLoadError(str(directory), f"cannot read the checkpoint: {error}") from error
         return MiniEncoder(spec.canonical, model.to(placement.device), placement, digest)
 
 
-def _load_weights(model: MiniCLIP, path: Path, spec: str) -> None:
+def checkpoint_digest(directory: Path) -> str:
+    """The weights digest of a checkpoint directory: its config and weights (see :mod:`models.fingerprint`).
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    return file_digest([directory / CONFIG_NAME, directory / WEIGHTS_NAME])
+
+
+def load_weights(model: MiniCLIP, path: Path, spec: str) -> None:
+    """Load a checkpoint's trained weights into ``model``, checking names and shapes against its config.
+
+    Raises:
+        ModelLoadError: the file cannot be read or does not match the model.
+    """
     from safetensors import SafetensorError
 
     try:

@@ -54,7 +54,7 @@ import mini_data  # noqa: E402
 import mini_vocab  # noqa: E402
 from mini_augment import augment  # noqa: E402
 
-from catalens.models.fingerprint import file_digest  # noqa: E402
+from catalens.models.errors import ModelLoadError  # noqa: E402
 from catalens.models.mini import (  # noqa: E402
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -62,9 +62,10 @@ from catalens.models.mini import (  # noqa: E402
     MiniCLIP,
     MiniConfig,
     TextTowerConfig,
+    checkpoint_digest,
+    load_weights,
     save_mini,
 )
-from catalens.models.module import read_weights  # noqa: E402
 
 LABEL_TEMPLATES = (
     "{}",
@@ -248,13 +249,11 @@ def start_from(model: MiniCLIP, directory: Path) -> dict[str, object]:
         ours.text.kind,
     ):
         raise SystemExit(f"--init {directory}: another architecture ({start.image.timm_model}, {start.embed_dim})")
-    state = read_weights(directory / WEIGHTS_NAME)
-    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    trained_missing = [k for k in missing if not k.startswith("text.encoder.")]
-    if trained_missing or unexpected:
-        raise SystemExit(f"--init {directory}: weights do not match ({trained_missing[:3]}, {unexpected[:3]})")
-    digest = file_digest([directory / CONFIG_NAME, directory / WEIGHTS_NAME])
-    return {"checkpoint": directory.name, "weights_digest": digest, "training": start.training}
+    try:
+        load_weights(model, directory / WEIGHTS_NAME, str(directory))
+    except ModelLoadError as error:
+        raise SystemExit(f"--init {directory}: {error}") from error
+    return {"checkpoint": directory.name, "weights_digest": checkpoint_digest(directory), "training": start.training}
 
 
 def main(argv: list[str] | None = None) -> int:

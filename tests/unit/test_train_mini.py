@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from catalens.models.fingerprint import file_digest
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
@@ -103,9 +105,7 @@ def test_a_second_phase_starts_from_the_first_at_another_input_size(train: Modul
     for name, value in first.trainable_state().items():
         expected = value.half().float() if value.is_floating_point() else value  # saved as fp16
         assert torch.equal(second.state_dict()[name].to(expected.dtype), expected), name
-    assert provenance["weights_digest"] == train.file_digest(
-        [saved / "mini_config.json", saved / "mini_model.safetensors"]
-    )
+    assert provenance["weights_digest"] == file_digest([saved / "mini_config.json", saved / "mini_model.safetensors"])
     pixels = torch.rand(2, 3, 48, 48)
     assert second.encode_image(pixels).shape == (2, 16)  # global pooling: the tower takes the larger input
     with pytest.raises(SystemExit, match="another architecture"):
