@@ -68,6 +68,12 @@ def rows(store: Path, kind: str) -> dict[str, tuple[Any, ...]]:
     return result
 
 
+def ids_in_key_order(store: Path) -> list[str]:
+    with CatalogStore.open(store) as opened:
+        items = opened.get_items(opened.matching_keys(ItemFilter()))
+    return [items[key].id for key in sorted(items)]
+
+
 def failures(report: EnrichReport) -> list[tuple[str, str]]:
     return sorted((f.id, f.reason) for f in report.failed)
 
@@ -108,8 +114,11 @@ def test_captions_on_ray_pick_up_after_a_kill_and_are_the_local_rows_with_the_sa
 ) -> None:
     images = {f"item-{i}": pattern_image(i, (90 + 7 * i, 64)) for i in range(6)}
     store, folder = indexed_store(tmp_path, tiny_spec, images)
-    (folder / "item-1.png").unlink()  # gone after indexing
-    (folder / "item-4.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # corrupt after indexing
+    # Passes take items in store-key order, and keys follow the order indexing finished items in: break the
+    # second and fifth by key, so the killed run's one commit is a readable item whatever that order was.
+    gone, corrupt = ids_in_key_order(store)[1:5:3]  # ids are the file names
+    (folder / gone).unlink()  # gone after indexing
+    (folder / corrupt).write_bytes(b"\x89PNG\r\n\x1a\n broken")  # corrupt after indexing
     options = CaptionOptions(max_new_tokens=4)
 
     # A run killed after its first commit; the re-run on Ray (through the CLI) does the rest, each item once.
@@ -131,7 +140,7 @@ def test_captions_on_ray_pick_up_after_a_kill_and_are_the_local_rows_with_the_sa
     # A local run of the same captioner stores the same rows: captions, data, spec and failure reasons.
     [local] = enrich_store(store, captioner=blip, caption_options=options, options=EnrichOptions(redo=True))
     assert rows(store, "caption") == on_ray
-    assert [f[0] for f in failures(local)] == ["item-1.png", "item-4.png"]
+    assert [f[0] for f in failures(local)] == sorted([gone, corrupt])
     assert sorted((f["id"], f["reason"]) for f in resumed["failed"]) == failures(local)
     assert local.ray is None and "ray" not in local.to_dict()
 
