@@ -350,7 +350,7 @@ class _Run:
             fetcher,
             record.source,
             known_hash(state),
-            draft_size=self.encoder.image_size,
+            draft_size=self.encoder.decode_size,
             max_pixels=self.options.max_pixels,
         )
         if isinstance(result, SameContent):
@@ -407,7 +407,7 @@ class _Run:
             known_hashes=[known_hash(existing.get(r.id)) for r in work],
             model=self.encoder.spec,
             device=self.options.device,
-            draft_size=self.encoder.image_size,
+            draft_size=self.encoder.decode_size,
             batch_size=self.batch_size,
             max_pixels=self.options.max_pixels,
             fetch=self.options.fetch,

@@ -130,7 +130,7 @@ def sample_agreement(
             item = items.get(int(key))
             if item is None or item.source.startswith(("http://", "https://")) or not item.content_hash:
                 continue
-            result = read_item(fetcher, item.source, None, draft_size=encoder.image_size, max_pixels=None)
+            result = read_item(fetcher, item.source, None, draft_size=encoder.decode_size, max_pixels=None)
             if not isinstance(result, Decoded) or result.content_hash != item.content_hash:
                 continue
             again = encoder.encode_pixels(encoder.preprocess(result.image)[None])[0]

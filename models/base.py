@@ -120,7 +120,14 @@ class ImageTextEncoder(Protocol):
 
     @property
     def image_size(self) -> int:
-        """The side, in pixels, of the square the model sees; decoders may decode JPEGs at reduced scale to it."""
+        """The side, in pixels, of the square the model sees."""
+        ...
+
+    @property
+    def decode_size(self) -> int:
+        """The side, in pixels, an image must keep when decoded for this model: decoders may decode JPEGs at
+        reduced scale (and shrink other formats) down to it. ``image_size``, or more for a model that frames
+        the product first (:mod:`models.content_crop`) and so reads a part of the picture at full input size."""
         ...
 
     @property

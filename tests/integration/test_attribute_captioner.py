@@ -87,6 +87,10 @@ class ColourShapeEncoder:
         return 32
 
     @property
+    def decode_size(self) -> int:
+        return 32
+
+    @property
     def default_batch_size(self) -> int:
         return 4
 
