@@ -79,6 +79,9 @@ LABEL_TEMPLATES = (
     "a product photo of a {}.",
     "a {} on a white background",
 )
+#: The content crop's margin the shipped checkpoint asks for (chosen on the held-out product shots of
+#: ``scripts/eval_mini.py --sets shots``; it changes inference only, training pictures are staged in torch).
+CONTENT_CROP = 0.08
 GROUP_TEMPLATES = ("an emoji of {}", "{}", "an icon from the {} group", "a photo of a {}.")
 CATEGORY_TEMPLATES = ("{}", "a drawing of {}", "a picture of {}", "clip art of {}")
 
@@ -256,6 +259,19 @@ def start_from(model: MiniCLIP, directory: Path) -> dict[str, object]:
     return {"checkpoint": directory.name, "weights_digest": checkpoint_digest(directory), "training": start.training}
 
 
+def content_crop_margin(text: str) -> float | None:
+    """``--content-crop``: a margin in [0, 1], or ``off``."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        margin = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a margin such as 0.08, or 'off'; got {text!r}") from None
+    if not 0.0 <= margin <= 1.0:
+        raise argparse.ArgumentTypeError(f"the margin must be within [0, 1]; got {margin}")
+    return margin
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--text", choices=("minilm", "open_clip"), default="minilm", help="text tower")
@@ -284,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="a text is a right answer for every class it describes (group and department texts)",
     )
+    parser.add_argument(
+        "--content-crop",
+        type=content_crop_margin,
+        default=CONTENT_CROP,
+        help="margin of the content crop the checkpoint asks for at inference ('off': none; models/content_crop.py)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
@@ -309,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = MiniConfig(
         embed_dim=384 if args.text == "minilm" else 256,
-        image=ImageTowerConfig(timm_model=args.arch, image_size=args.image_size),
+        image=ImageTowerConfig(timm_model=args.arch, image_size=args.image_size, content_crop=args.content_crop),
         text=TextTowerConfig(kind=args.text),
     )
     model = MiniCLIP(config, device=device).to(device)

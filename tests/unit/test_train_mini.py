@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -110,3 +111,11 @@ def test_a_second_phase_starts_from_the_first_at_another_input_size(train: Modul
     assert second.encode_image(pixels).shape == (2, 16)  # global pooling: the tower takes the larger input
     with pytest.raises(SystemExit, match="another architecture"):
         train.start_from(_tiny(train, image_size=32, embed_dim=24), saved)
+
+
+def test_the_content_crop_option_takes_a_margin_or_off(train: ModuleType) -> None:
+    assert train.content_crop_margin("0.12") == pytest.approx(0.12)
+    assert train.content_crop_margin("off") is None
+    for bad in ("wide", "1.5", "-0.1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="margin"):
+            train.content_crop_margin(bad)
