@@ -66,6 +66,7 @@ from catalens.models.mini import (  # noqa: E402
     load_weights,
     save_mini,
 )
+from catalens.search.cli.parsing import fraction  # noqa: E402
 
 LABEL_TEMPLATES = (
     "{}",
@@ -260,16 +261,8 @@ def start_from(model: MiniCLIP, directory: Path) -> dict[str, object]:
 
 
 def content_crop_margin(text: str) -> float | None:
-    """``--content-crop``: a margin in [0, 1], or ``off``."""
-    if text.strip().lower() in ("off", "none"):
-        return None
-    try:
-        margin = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a margin such as 0.08, or 'off'; got {text!r}") from None
-    if not 0.0 <= margin <= 1.0:
-        raise argparse.ArgumentTypeError(f"the margin must be within [0, 1]; got {margin}")
-    return margin
+    """``--content-crop``: a margin in [0, 1] (the CLI's own ``fraction``), or ``off``."""
+    return None if text.strip().lower() in ("off", "none") else fraction(text)
 
 
 def main(argv: list[str] | None = None) -> int:
