@@ -69,8 +69,9 @@ bench: install
 	$(PY) scripts/bench_ingest.py
 
 # Retrains catalens-mini from a fresh clone with the shipped recipe into MINI_OUT and scores it on the held-out
-# sets: two runs, 1,100 steps and then 600 more from their weights (56.5 + 26.5 minutes measured with one thread
-# each while another run shared the 2-core machine). Needs npm (emoji art) and Debian's openclipart drawings.
+# sets: two runs, 1,100 steps and then 600 more from their weights (39.9 minutes in all with MINI_THREADS=2 alone on
+# the 2-core machine; 56.5 + 26.5 minutes with one thread each beside another run). Needs npm (emoji art) and
+# Debian's openclipart drawings.
 MINI_OUT ?= .cache/catalens-mini/run
 # The shipped weights were trained with one torch thread per run; MINI_THREADS=2 uses both cores of this machine
 # (faster; torch's sums then run in another order, so the weights need not match the shipped ones bit for bit).
