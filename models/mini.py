@@ -342,7 +342,8 @@ class MiniEncoder(LoadedModel):
         """Frame the product (when the config asks), resize the short side to the input size, centre-crop and
         normalise (PIL and numpy only, thread-safe)."""
         size = self._size
-        image = image.convert("RGB")
+        if image.mode != "RGB":
+            image = image.convert("RGB")  # resize and render return new images, so an RGB input needs no copy
         framing = self._crop.find(image) if self._crop is not None else None
         if framing is not None:
             image = framing.render(image, size)
