@@ -25,6 +25,7 @@ def augment(
     mirror: torch.Tensor | None = None,
     shadow: float = 0.0,
     scenes: float = 0.0,
+    scale_range: tuple[float, float] = (0.5, 1.05),
 ) -> torch.Tensor:
     """Icons (B, 4, S, S) uint8 RGBA → augmented RGB product-like shots (B, 3, size, size) in [0, 1].
 
@@ -33,6 +34,8 @@ def augment(
             ``None``: never.
         shadow: the share of pictures given a soft contact shadow on their background.
         scenes: the share of photo-like scene backgrounds.
+        scale_range: the range of the object's size as a share of the frame's side (uniform); the default is
+            the shipped recipe's.
 
     With ``mirror=None`` and both shares 0 it draws exactly the random numbers the shipped recipe drew.
     """
@@ -47,7 +50,7 @@ def augment(
     def u(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(b, generator=gen)
 
-    scale = u(0.5, 1.05)
+    scale = u(*scale_range)
     angle = torch.where(torch.rand(b, generator=gen) < 0.5, u(-0.3, 0.3), torch.zeros(b))
     aspect = torch.exp(u(-0.12, 0.12))
     room = (1.0 - scale).clamp(min=0.0)

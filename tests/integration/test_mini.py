@@ -48,7 +48,9 @@ def test_shipped_checkpoint_loads_offline(mini: Any) -> None:
         ("red apple", "red-apple", "bicycle"),
         ("bicycle", "bicycle", "red-apple"),
         ("a guitar", "guitar", "laptop"),
-        ("footwear for running", "running-shoe", "teddy-bear"),
+        # By name: the paraphrase "footwear for running" ranks this pair by a coin flip (margin +0.026 with the
+        # second release, -0.027 with the third, -0.047 to +0.064 over three seeds of its recipe; model card).
+        ("a running shoe", "running-shoe", "teddy-bear"),
         ("a teddy bear", "teddy-bear", "running-shoe"),
         ("laptop computer", "laptop", "guitar"),
     ],

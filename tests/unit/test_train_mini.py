@@ -119,3 +119,30 @@ def test_the_content_crop_option_takes_a_margin_or_off(train: ModuleType) -> Non
     for bad, why in (("wide", "not a number"), ("1.5", "between 0 and 1"), ("-0.1", "between 0 and 1")):
         with pytest.raises(argparse.ArgumentTypeError, match=why):
             train.content_crop_margin(bad)
+
+
+def test_the_scale_range_option_takes_two_ordered_shares(train: ModuleType) -> None:
+    assert train.scale_range("0.7,1.0") == (0.7, 1.0)
+    for bad, why in (("0.7", "LO,HI"), ("a,b", "LO,HI"), ("1.0,0.7", "LO <= HI"), ("0,1", "0 < LO")):
+        with pytest.raises(argparse.ArgumentTypeError, match=why):
+            train.scale_range(bad)
+
+
+def test_augmentation_draws_the_object_at_the_asked_scale(train: ModuleType) -> None:
+    """A red square filling its icon covers about scale² of the frame; the default range is the shipped one."""
+    augment = sys.modules["mini_augment"].augment
+    icon = torch.zeros(64, 4, 32, 32, dtype=torch.uint8)
+    icon[:, 0] = 255
+    icon[:, 3] = 255
+
+    def covered(scale: tuple[float, float]) -> torch.Tensor:
+        # The same seed draws the same backgrounds for a transparent icon, so the difference is the object.
+        drawn = augment(icon, 32, torch.Generator().manual_seed(0), scale_range=scale)
+        backgrounds = augment(torch.zeros_like(icon), 32, torch.Generator().manual_seed(0), scale_range=scale)
+        return ((drawn - backgrounds).abs().amax(1) > 0.05).float().mean((1, 2))
+
+    small, large = covered((0.5, 0.5)).median().item(), covered((0.9, 0.9)).median().item()
+    assert 0.15 < small < 0.4 and 0.6 < large <= 1.0
+    default = augment(icon, 32, torch.Generator().manual_seed(0))
+    same = augment(icon, 32, torch.Generator().manual_seed(0), scale_range=(0.5, 1.05))
+    assert torch.equal(default, same)
