@@ -43,6 +43,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from catalens.indexer.errors import StoreModelMismatchError  # noqa: E402
 from catalens.indexer.pipeline import IndexOptions, index_catalog, reindex  # noqa: E402
 from catalens.indexer.publish import load_tuned  # noqa: E402
 from catalens.indexer.store import CatalogStore, ItemFilter  # noqa: E402
@@ -160,13 +162,22 @@ def measure_latency(engine: SearchEngine, rounds: int, seed: int) -> dict[str, A
 
 
 def demo_engine(work: Path, model: str) -> SearchEngine:
+    """The demo catalog's store under ``work``, brought up to date with ``model``.
+
+    An existing store is indexed again (only what changed is embedded), so one left by earlier weights or another
+    model is re-embedded rather than measured as it is: reusing it would report the old model's figures.
+    """
     store = work / "demo-store"
-    if not store.exists():
-        started = time.perf_counter()
-        report = index_catalog(DEMO_MANIFEST, store, IndexOptions(model=model, device="cpu"))
-        log(
-            f"indexed the demo catalog ({report.indexed_total} items, {model}) in {time.perf_counter() - started:.0f} s"
-        )
+    started = time.perf_counter()
+    options = IndexOptions(model=model, device="cpu")
+    try:
+        report = index_catalog(DEMO_MANIFEST, store, options)
+    except StoreModelMismatchError as error:
+        log(f"the demo store was made with another model or weights ({error}); re-embedding it")
+        report = index_catalog(DEMO_MANIFEST, store, replace(options, rebuild=True))
+    if report.embedded:
+        seconds = time.perf_counter() - started
+        log(f"embedded {report.embedded} of the demo catalog's items ({model}) in {seconds:.0f} s")
     return SearchEngine.open(store, device="cpu")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -30,3 +31,19 @@ def test_bench_recommend_measures_latency_and_quality(tmp_path: Path) -> None:
         share = quality[f"same_{name}_share"]
         assert 0 <= share[f"max_per_{cap}"] <= cap / 10 + 1e-9 and 0 <= share["without_max_per"] <= 1
         assert quality[f"most_per_{name}"][f"max_per_{cap}"] <= cap
+
+
+def test_the_demo_store_is_re_embedded_when_the_model_changes(
+    tmp_path: Path, tiny_spec: str, other_tiny_spec: str
+) -> None:
+    """A demo store left by other weights would report the old model's figures: it is brought up to date first."""
+    spec = importlib.util.spec_from_file_location("bench_recommend", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with bench.demo_engine(tmp_path, tiny_spec) as engine:
+        assert engine.store.manifest.model == tiny_spec
+        count = engine.store.vector_count()
+    with bench.demo_engine(tmp_path, other_tiny_spec) as engine:
+        assert (engine.store.manifest.model, engine.store.manifest.dim) == (other_tiny_spec, 24)
+        assert engine.store.vector_count() == count == 170
