@@ -16,6 +16,8 @@ import torch.nn.functional as F
 #: Background kinds and their shares: white, light, solid, gradient, texture (the shipped recipe's); photo-like
 #: scenes, when asked for, take their share from these in proportion.
 BACKGROUND_SHARES = (0.4, 0.2, 0.15, 0.15, 0.1)
+#: The object's size as a share of the frame's side, drawn uniformly (the shipped recipe's range).
+SCALE_RANGE = (0.5, 1.05)
 
 
 def augment(
@@ -25,7 +27,7 @@ def augment(
     mirror: torch.Tensor | None = None,
     shadow: float = 0.0,
     scenes: float = 0.0,
-    scale_range: tuple[float, float] = (0.5, 1.05),
+    scale_range: tuple[float, float] = SCALE_RANGE,
 ) -> torch.Tensor:
     """Icons (B, 4, S, S) uint8 RGBA → augmented RGB product-like shots (B, 3, size, size) in [0, 1].
 
@@ -34,8 +36,7 @@ def augment(
             ``None``: never.
         shadow: the share of pictures given a soft contact shadow on their background.
         scenes: the share of photo-like scene backgrounds.
-        scale_range: the range of the object's size as a share of the frame's side (uniform); the default is
-            the shipped recipe's.
+        scale_range: the range of the object's size as a share of the frame's side (uniform).
 
     With ``mirror=None`` and both shares 0 it draws exactly the random numbers the shipped recipe drew.
     """

@@ -52,7 +52,7 @@ import clipart_data  # noqa: E402
 import fluent3d_data  # noqa: E402
 import mini_data  # noqa: E402
 import mini_vocab  # noqa: E402
-from mini_augment import augment  # noqa: E402
+from mini_augment import SCALE_RANGE, augment  # noqa: E402
 
 from catalens.models.errors import ModelLoadError  # noqa: E402
 from catalens.models.mini import (  # noqa: E402
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale-range",
         type=scale_range,
-        default=(0.5, 1.05),
+        default=SCALE_RANGE,
         help="LO,HI: the object's size as a share of the frame's side in augmentation (the framing ablations)",
     )
     parser.add_argument("--shop-weight", type=float, default=0.15, help="share of department texts (kitchenware...)")
