@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Train catalens-mini on openly licensed emoji art from npm (CPU is enough; a GPU is used when present).
 
-The shipped recipe is two runs (`make mini` runs both): 1,375 steps from random init at lr 3e-3, then 750 more
-from its weights at half the learning rate (a second cosine schedule):
+The shipped recipe is two runs (`make mini` runs both): 2,406 steps from random init at lr 3e-3, then 1,312 more
+from its weights at half the learning rate (a second cosine schedule), in bfloat16 mixed precision:
 
     .venv/bin/python scripts/train_mini.py --threads 2 --out .cache/catalens-mini/phase-1
     .venv/bin/python scripts/train_mini.py --threads 2 --init .cache/catalens-mini/phase-1 \
-        --steps 750 --warmup 30 --lr 1.5e-3 --out .cache/catalens-mini/run
+        --steps 1312 --warmup 30 --lr 1.5e-3 --out .cache/catalens-mini/run
     .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch  # other tower
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
@@ -26,6 +26,13 @@ the banana too) plus a cross-entropy over every emoji name (the "name bank"; dra
 are one class, outside the bank). The MiniLM text tower is frozen, so its text embeddings are computed once; the
 from-scratch text tower is trained jointly and its name bank is refreshed every ``--bank-every`` steps. Fixed seed,
 fixed schedule, last weights kept: no checkpoint selection on any held-out data.
+
+Precision: ``--precision bf16`` (the default) runs the image tower's convolutions and matrix products in bfloat16
+under ``torch.autocast`` while the weights, the optimiser and the loss stay in float32 (mixed precision). On a CPU
+with bfloat16 instructions (AMX or AVX512-BF16, as on the machine the shipped weights were trained on) a step takes
+about 0.6 of the float32 time, which is what lets the shipped recipe run 1.75 times the steps of the last release
+in the same wall time; at equal steps the held-out figures match float32 (measured on a GPU, see the model card).
+On a CPU without those instructions bfloat16 is emulated and slower: use ``--precision fp32`` there.
 
 Prints progress, then one JSON line with the run's summary.
 """
@@ -235,6 +242,18 @@ def contrastive_loss(image: torch.Tensor, text: torch.Tensor, positives: torch.T
     return 0.5 * (i2t + t2i)
 
 
+def encode_pictures(model: MiniCLIP, pixels: torch.Tensor, precision: str) -> torch.Tensor:
+    """The image tower's unit embeddings in float32, its arithmetic in ``precision`` ("bf16" or "fp32").
+
+    Under bfloat16 autocast the convolutions and the projection run in bfloat16 while the weights (and so their
+    gradients and the optimiser's state) stay float32; the embeddings are renormalised in float32, so the loss and
+    the name bank never see bfloat16 rounding.
+    """
+    with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        embedded = model.encode_image(pixels)
+    return F.normalize(embedded.float(), dim=-1)
+
+
 def start_from(model: MiniCLIP, directory: Path) -> dict[str, object]:
     """Load a catalens-mini checkpoint's trained weights into ``model`` (a second phase of training).
 
@@ -283,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(".cache/catalens-mini"), help="npm and render cache")
     parser.add_argument("--arch", default="resnet10t", help="timm image tower")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=1375)
+    parser.add_argument("--steps", type=int, default=2406)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--text-lr", type=float, default=5e-4, help="learning rate of a from-scratch text tower")
@@ -317,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         help="margin of the content crop the checkpoint asks for at inference ('off': none; models/content_crop.py)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="image tower arithmetic: bfloat16 mixed precision (fast on CPUs with AMX/AVX512-BF16) or float32",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
         "--init", type=Path, help="start from this catalens-mini checkpoint (a second phase, e.g. at 96 px)"
@@ -386,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         pictures = augment(images[pick], args.image_size, gen, mirror, args.shadow, args.scenes, args.scale_range)
         pixels = ((pictures - mean) / std).to(device)
         text_ids = torch.from_numpy(bank.sample(cls.numpy(), rng, args.shop_weight))
-        image_emb = model.encode_image(pixels)
+        image_emb = encode_pictures(model, pixels, args.precision)
         if frozen_text:
             assert text_table is not None
             text_emb = text_table[text_ids.to(device)]

@@ -113,6 +113,22 @@ def test_a_second_phase_starts_from_the_first_at_another_input_size(train: Modul
         train.start_from(_tiny(train, image_size=32, embed_dim=24), saved)
 
 
+def test_bfloat16_training_keeps_float32_weights_and_embeddings_close_to_float32(train: ModuleType) -> None:
+    torch.manual_seed(0)
+    model = _tiny(train, image_size=32)
+    pixels = torch.rand(4, 3, 32, 32)
+    full = train.encode_pictures(model, pixels, "fp32")
+    mixed = train.encode_pictures(model, pixels, "bf16")
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert float((full * mixed).sum(1).min()) > 0.99  # the same embedding up to bfloat16 rounding
+    assert not torch.equal(full, mixed)  # bfloat16 arithmetic did run
+    mixed.sum().backward()
+    gradients = [p.grad for p in model.visual.parameters() if p.grad is not None]
+    assert gradients and all(g.dtype == torch.float32 for g in gradients)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_the_content_crop_option_takes_a_margin_or_off(train: ModuleType) -> None:
     assert train.content_crop_margin("0.12") == pytest.approx(0.12)
     assert train.content_crop_margin("off") is None
