@@ -35,10 +35,10 @@ class Fusion:
     catalog: rich metadata (the demo catalog), images only with attribute captions, and brands printed on
     products (OCR). Lexical weight 1.25 with rank constant 10 kept every catalog within 92 % of the better
     single mode's MRR (94 % with the first catalens-mini), against 88 % for the textbook 1 and 60; with issue
-    17's third catalens-mini it keeps 93.0 % and 92.75 % in two runs on fresh stores, the grid's best (weight 1.5,
-    then 2, rank constant 10) 93.2 % and 92.8 %, and 1 and 60 90.7 % and 90.5 %; such gaps flip between runs and
-    releases (0.001-0.003), so the defaults stay. A weight above 1 also means a word match outranks a vector match
-    of the same rank instead of tying with it.
+    17's fourth catalens-mini it keeps 93.3 % in two runs on fresh stores, the grid's best (weight 1.25, rank
+    constant 30, which came seventh with the third release) 93.6 %, and 1 and 60 92.5 %; such gaps flip between
+    runs and releases (0.001-0.003), so the defaults stay. A weight above 1 also means a word match outranks a
+    vector match of the same rank instead of tying with it.
     """
 
     vector_weight: float = 1.0
