@@ -71,14 +71,14 @@ bench: install
 # Retrains catalens-mini from a fresh clone with the shipped recipe into MINI_OUT and scores it on the held-out
 # sets: two runs, 2,406 steps at lr 3e-3 and then 1,312 more from their weights at 1.5e-3, in bfloat16 mixed
 # precision (42.5 minutes in all alone on the 2-core machine with MINI_THREADS=2, which is how the shipped weights
-# were made; a CPU without bfloat16 instructions needs MINI_PRECISION=fp32). Needs npm (emoji art) and Debian's
+# were made; on a CPU without bfloat16 instructions MINI_PRECISION=auto trains in float32). Needs npm (emoji art) and Debian's
 # openclipart drawings.
 MINI_OUT ?= .cache/catalens-mini/run
 # torch threads per run: the shipped weights were trained with 2; another count sums in another order, so its
 # weights need not match the shipped ones bit for bit.
 MINI_THREADS ?= 2
-# bf16 (mixed precision, fast on CPUs with AMX or AVX512-BF16) or fp32.
-MINI_PRECISION ?= bf16
+# auto (bf16 where the hardware runs it natively: AMX or AVX512-BF16, a recent GPU; else fp32), bf16 or fp32.
+MINI_PRECISION ?= auto
 TRAIN_PACKAGES := openclipart-png openclipart-svg
 mini: install
 	$(PY) -m pip install --quiet -e '.[train]'

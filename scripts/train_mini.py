@@ -27,12 +27,14 @@ are one class, outside the bank). The MiniLM text tower is frozen, so its text e
 from-scratch text tower is trained jointly and its name bank is refreshed every ``--bank-every`` steps. Fixed seed,
 fixed schedule, last weights kept: no checkpoint selection on any held-out data.
 
-Precision: ``--precision bf16`` (the default) runs the image tower's convolutions and matrix products in bfloat16
-under ``torch.autocast`` while the weights, the optimiser and the loss stay in float32 (mixed precision). On a CPU
-with bfloat16 instructions (AMX or AVX512-BF16, as on the machine the shipped weights were trained on) a step takes
+Precision: ``--precision bf16`` runs the image tower's convolutions and matrix products in bfloat16 under
+``torch.autocast`` while the weights, the optimiser and the loss stay in float32 (mixed precision). On a CPU with
+bfloat16 instructions (AMX or AVX512-BF16, as on the machine the shipped weights were trained on) a step takes
 about 0.6 of the float32 time, which is what lets the shipped recipe run 1.75 times the steps of the last release
 in the same wall time; at equal steps the held-out figures match float32 (measured on a GPU, see the model card).
-On a CPU without those instructions bfloat16 is emulated and slower: use ``--precision fp32`` there.
+On a CPU without those instructions bfloat16 is emulated and slower, so the default, ``auto``, picks bf16 only
+where the hardware runs it natively (a CUDA GPU that supports it, or a CPU whose ``/proc/cpuinfo`` flags name
+``amx_bf16`` or ``avx512_bf16``) and fp32 elsewhere; the choice is printed and recorded in the checkpoint.
 
 Prints progress, then one JSON line with the run's summary.
 """
@@ -43,6 +45,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import replace
@@ -242,6 +245,28 @@ def contrastive_loss(image: torch.Tensor, text: torch.Tensor, positives: torch.T
     return 0.5 * (i2t + t2i)
 
 
+def native_bf16(device: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether ``device`` runs bfloat16 arithmetic natively (so autocast to it is faster, not emulated).
+
+    CUDA asks torch; a CPU is read from the kernel's flags (AMX or AVX512-BF16), so anywhere those cannot be read
+    (not Linux) the answer is no and training stays in float32.
+    """
+    if device == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"^flags\s*:.*\b(amx_bf16|avx512_bf16)\b", flags, re.MULTILINE))
+
+
+def resolve_precision(asked: str, device: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """``auto`` → "bf16" where :func:`native_bf16`, else "fp32"; "bf16" and "fp32" are kept as asked."""
+    if asked != "auto":
+        return asked
+    return "bf16" if native_bf16(device, cpuinfo) else "fp32"
+
+
 def encode_pictures(model: MiniCLIP, pixels: torch.Tensor, precision: str) -> torch.Tensor:
     """The image tower's unit embeddings in float32, its arithmetic in ``precision`` ("bf16" or "fp32").
 
@@ -338,9 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--precision",
-        choices=("bf16", "fp32"),
-        default="bf16",
-        help="image tower arithmetic: bfloat16 mixed precision (fast on CPUs with AMX/AVX512-BF16) or float32",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="image tower arithmetic: bfloat16 mixed precision (fast on CPUs with AMX/AVX512-BF16), float32, or "
+        "auto (bf16 where the hardware runs it natively, else fp32)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
@@ -356,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     rng = random.Random(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.precision = resolve_precision(args.precision, device)
+    print(f"training on {device} in {args.precision}", flush=True)
     started = time.time()
 
     emoji, classes, images, labels, counts = load_training_data(args.cache, args.fluent3d)

@@ -129,6 +129,18 @@ def test_bfloat16_training_keeps_float32_weights_and_embeddings_close_to_float32
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_auto_precision_is_bfloat16_only_where_the_cpu_runs_it_natively(train: ModuleType, tmp_path: Path) -> None:
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 amx_tile\n")
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\nbugs\t\t: avx512_bf16_is_not_a_flag_here\n")
+    assert train.resolve_precision("auto", "cpu", amx) == "bf16"
+    assert train.resolve_precision("auto", "cpu", avx2) == "fp32"
+    assert train.resolve_precision("auto", "cpu", tmp_path / "missing") == "fp32"  # not Linux: stay in float32
+    assert train.resolve_precision("bf16", "cpu", avx2) == "bf16"  # asked for explicitly
+    assert train.resolve_precision("fp32", "cpu", amx) == "fp32"
+
+
 def test_the_content_crop_option_takes_a_margin_or_off(train: ModuleType) -> None:
     assert train.content_crop_margin("0.12") == pytest.approx(0.12)
     assert train.content_crop_margin("off") is None
