@@ -71,8 +71,8 @@ bench: install
 # Retrains catalens-mini from a fresh clone with the shipped recipe into MINI_OUT and scores it on the held-out
 # sets: two runs, 2,406 steps at lr 3e-3 and then 1,312 more from their weights at 1.5e-3, in bfloat16 mixed
 # precision (42.5 minutes in all alone on the 2-core machine with MINI_THREADS=2, which is how the shipped weights
-# were made; on a CPU without bfloat16 instructions MINI_PRECISION=auto trains in float32). Needs npm (emoji art) and Debian's
-# openclipart drawings.
+# were made; on a CPU without bfloat16 instructions MINI_PRECISION=auto trains in float32). Needs npm (emoji art)
+# and Debian's openclipart drawings.
 MINI_OUT ?= .cache/catalens-mini/run
 # torch threads per run: the shipped weights were trained with 2; another count sums in another order, so its
 # weights need not match the shipped ones bit for bit.
