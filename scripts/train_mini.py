@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Train catalens-mini on openly licensed emoji art from npm (CPU is enough; a GPU is used when present).
 
-The shipped recipe is two runs (`make mini` runs both): 2,406 steps from random init at lr 3e-3, then 1,312 more
+The shipped recipe is two runs (`make mini` runs both): 2,750 steps from random init at lr 3e-3, then 1,500 more
 from its weights at half the learning rate (a second cosine schedule), in bfloat16 mixed precision:
 
     .venv/bin/python scripts/train_mini.py --threads 2 --out .cache/catalens-mini/phase-1
     .venv/bin/python scripts/train_mini.py --threads 2 --init .cache/catalens-mini/phase-1 \
-        --steps 1312 --warmup 30 --lr 1.5e-3 --out .cache/catalens-mini/run
+        --steps 1500 --warmup 30 --lr 1.5e-3 --out .cache/catalens-mini/run
     .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch  # other tower
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(".cache/catalens-mini"), help="npm and render cache")
     parser.add_argument("--arch", default="resnet10t", help="timm image tower")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=2406)
+    parser.add_argument("--steps", type=int, default=2750)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--text-lr", type=float, default=5e-4, help="learning rate of a from-scratch text tower")
