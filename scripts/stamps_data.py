@@ -35,7 +35,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -109,10 +109,8 @@ def load_picture(path: Path, size: int = SIZE) -> Image.Image:
             with Image.open(path) as opened:
                 image = opened.convert("RGBA")
             image.thumbnail((size, size))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise ValueError(f"cannot read {path.name}: {error}") from error
-    except Exception as error:  # noqa: BLE001 - cairosvg raises its own and defusedxml's types for a bad SVG
-        raise ValueError(f"cannot render {path.name}: {type(error).__name__}: {error}") from error
+    except Exception as error:  # noqa: BLE001 - Pillow, cairosvg and defusedxml each raise their own types
+        raise ValueError(f"cannot read {path.name}: {type(error).__name__}: {error}") from error
     white = Image.new("RGB", image.size, (255, 255, 255))
     white.paste(image, mask=image.getchannel("A"))
     return white
