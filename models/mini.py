@@ -65,6 +65,9 @@ class ImageTowerConfig:
     #: Frame the product before resizing (:class:`models.content_crop.ContentCrop`'s margin); None: off.
     #: Optional in schema 1: configs written before it have it off.
     content_crop: float | None = None
+    #: Embed each picture and its mirror image and keep their normalised mean (test-time augmentation: a
+    #: picture and its mirror get one vector). Doubles the image tower's work. Optional in schema 1: off.
+    mirror_average: bool = False
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,10 @@ class MiniEncoder(LoadedModel):
         if pixels.ndim != 4 or pixels.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.inference_mode():
-            features = self._model.encode_image(torch.from_numpy(pixels).to(self._placement.device))
+            batch = torch.from_numpy(pixels).to(self._placement.device)
+            features = self._model.encode_image(batch)
+            if self._model.config.image.mirror_average:
+                features = F.normalize(features + self._model.encode_image(batch.flip(-1)), dim=-1)
         return features.float().cpu().numpy()
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:

@@ -60,6 +60,12 @@ TRAIN_SETS: tuple[IconSet, ...] = (
     IconSet("streamline", "@iconify-json/streamline-emojis@1.2.4", "CC-BY-4.0", "Streamline"),
 )
 
+#: Styles a run may add (``train_mini.py --extra-style KEY``), each measured before it joins ``TRAIN_SETS``.
+EXTRA_SETS: tuple[IconSet, ...] = (
+    # Black-on-white line art and silhouettes of about 1,100 emoji: shape without colour.
+    IconSet("emojione-mono", "@iconify-json/emojione-monotone@1.2.1", "CC-BY-4.0", "Emoji One"),
+)
+
 #: Emoji groups as CLDR names them, in a form people type.
 GROUP_NAMES: dict[str, str] = {
     "smileys-emotion": "smileys and emotion",
@@ -247,10 +253,16 @@ def render_set(key: str, icons: Iterator[tuple[str, str]], cache: Path, workers:
     return RenderedSet(key, hexcodes, images)
 
 
-def training_sets(cache: Path, emoji: dict[str, Emoji], workers: int = 2) -> list[RenderedSet]:
-    """Every training style, rendered (cached after the first call)."""
+def training_sets(
+    cache: Path, emoji: dict[str, Emoji], workers: int = 2, extra: tuple[str, ...] = ()
+) -> list[RenderedSet]:
+    """Every training style, and the ``extra`` ones named by key, rendered (cached after the first call)."""
+    known = {s.key: s for s in EXTRA_SETS}
+    unknown = [key for key in extra if key not in known]
+    if unknown:
+        raise ValueError(f"unknown extra style {unknown[0]!r}; known: {', '.join(known)}")
     sets = []
-    for icon_set in TRAIN_SETS:
+    for icon_set in (*TRAIN_SETS, *(known[key] for key in extra)):
         root = npm_fetch(icon_set.package, cache)
         sets.append(render_set(icon_set.key, iconify_icons(root, emoji), cache, workers))
     return sets

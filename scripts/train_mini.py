@@ -180,11 +180,11 @@ class TextBank:
 
 
 def load_training_data(
-    cache: Path, fluent3d: bool = False
+    cache: Path, fluent3d: bool = False, extra_styles: tuple[str, ...] = ()
 ) -> tuple[dict[str, mini_data.Emoji], list[str], torch.Tensor, torch.Tensor, dict]:
     """All training styles as one uint8 tensor (N, 4, S, S) with a class index per image."""
     emoji = mini_data.load_emoji(cache)
-    sets = mini_data.training_sets(cache, emoji)
+    sets = mini_data.training_sets(cache, emoji, extra=extra_styles)
     if fluent3d:
         sets.append(fluent3d_data.fluent3d_set(cache, emoji))
     classes = sorted({h for s in sets for h in s.hexcodes})
@@ -338,6 +338,19 @@ def main(argv: list[str] | None = None) -> int:
     # The defaults are the shipped recipe's first phase (see the docstring for its second).
     parser.add_argument("--clipart", action=argparse.BooleanOptionalAction, default=True, help="openclipart too")
     parser.add_argument("--fluent3d", action=argparse.BooleanOptionalAction, default=True, help="Fluent 3D too")
+    parser.add_argument(
+        "--extra-style",
+        action="append",
+        default=[],
+        choices=[s.key for s in mini_data.EXTRA_SETS],
+        help="add an emoji style that is not in the recipe (repeatable)",
+    )
+    parser.add_argument(
+        "--mirror-average",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the checkpoint embeds a picture and its mirror image as one vector at inference",
+    )
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False, help="flip where allowed")
     parser.add_argument("--shadow", type=float, default=0.0, help="share of pictures given a contact shadow")
     parser.add_argument("--scenes", type=float, default=0.0, help="share of photo-like scene backgrounds")
@@ -386,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {device} in {args.precision}", flush=True)
     started = time.time()
 
-    emoji, classes, images, labels, counts = load_training_data(args.cache, args.fluent3d)
+    emoji, classes, images, labels, counts = load_training_data(args.cache, args.fluent3d, tuple(args.extra_style))
     bank = TextBank(emoji, classes, shop=args.shop_weight > 0)
     if args.clipart:
         images, labels = add_clipart(args.cache, bank, images, labels, counts)
@@ -394,7 +407,12 @@ def main(argv: list[str] | None = None) -> int:
 
     config = MiniConfig(
         embed_dim=384 if args.text == "minilm" else 256,
-        image=ImageTowerConfig(timm_model=args.arch, image_size=args.image_size, content_crop=args.content_crop),
+        image=ImageTowerConfig(
+            timm_model=args.arch,
+            image_size=args.image_size,
+            content_crop=args.content_crop,
+            mirror_average=args.mirror_average,
+        ),
         text=TextTowerConfig(kind=args.text),
     )
     model = MiniCLIP(config, device=device).to(device)

@@ -174,3 +174,24 @@ def test_augmentation_draws_the_object_at_the_asked_scale(train: ModuleType) -> 
     default = augment(icon, 32, torch.Generator().manual_seed(0))
     same = augment(icon, 32, torch.Generator().manual_seed(0), scale_range=(0.5, 1.05))
     assert torch.equal(default, same)
+
+
+def test_an_extra_style_joins_the_training_styles_only_when_named(train: ModuleType, tmp_path: Path) -> None:
+    """``--extra-style KEY`` adds that npm set after the recipe's styles; an unknown key is refused."""
+    data = sys.modules["mini_data"]
+    for icon_set in (*data.TRAIN_SETS, *data.EXTRA_SETS):  # a cache as the first run leaves it: no npm, no cairo
+        package = tmp_path / "npm" / icon_set.package.replace("@", "").replace("/", "-") / "package"
+        package.mkdir(parents=True)
+        (package / "package.json").write_text("{}")
+        images = np.full((1, data.RENDER_SIZE, data.RENDER_SIZE, 4), len(icon_set.key), np.uint8)
+        path = tmp_path / "renders" / f"{icon_set.key}-v{data.SCHEMA_VERSION}-{data.RENDER_SIZE}.npz"
+        path.parent.mkdir(exist_ok=True)
+        np.savez(path, hexcodes=np.array(["1F34E"]), images=images)
+    recipe = [s.key for s in data.training_sets(tmp_path, {})]
+    assert recipe == [s.key for s in data.TRAIN_SETS]
+    extra = data.EXTRA_SETS[0].key
+    widened = data.training_sets(tmp_path, {}, extra=(extra,))
+    assert [s.key for s in widened] == [*recipe, extra]
+    assert int(widened[-1].images[0, 0, 0, 0]) == len(extra)
+    with pytest.raises(ValueError, match="unknown extra style 'sparkles'"):
+        data.training_sets(tmp_path, {}, extra=("sparkles",))
