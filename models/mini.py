@@ -318,6 +318,7 @@ class MiniEncoder(LoadedModel):
         self._mean = np.asarray(image.mean, dtype=np.float32).reshape(1, 1, 3)
         self._std = np.asarray(image.std, dtype=np.float32).reshape(1, 1, 3)
         self._crop = ContentCrop(margin=image.content_crop) if image.content_crop is not None else None
+        self._mirror_average = image.mirror_average
 
     @property
     def logit_scale(self) -> float:
@@ -366,7 +367,7 @@ class MiniEncoder(LoadedModel):
         with torch.inference_mode():
             batch = torch.from_numpy(pixels).to(self._placement.device)
             features = self._model.encode_image(batch)
-            if self._model.config.image.mirror_average:
+            if self._mirror_average:
                 features = F.normalize(features + self._model.encode_image(batch.flip(-1)), dim=-1)
         return features.float().cpu().numpy()
 

@@ -104,10 +104,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def npm_dir(spec: str, cache: Path) -> Path:
+    """Where :func:`npm_fetch` extracts an npm package (its ``package/`` folder lies inside)."""
+    return cache / "npm" / spec.replace("@", "").replace("/", "-")
+
+
 def npm_fetch(spec: str, cache: Path) -> Path:
     """Return the extracted ``package/`` directory of an npm package, fetching it once."""
-    name = spec.replace("@", "").replace("/", "-")
-    target = cache / "npm" / name
+    target = npm_dir(spec, cache)
     if (target / "package" / "package.json").exists():
         return target / "package"
     (cache / "npm").mkdir(parents=True, exist_ok=True)
@@ -237,9 +241,14 @@ class RenderedSet:
     images: np.ndarray  # (n, size, size, 4) uint8
 
 
+def render_path(key: str, cache: Path) -> Path:
+    """The cached renders of one style (see :func:`render_set`)."""
+    return cache / "renders" / f"{key}-v{SCHEMA_VERSION}-{RENDER_SIZE}.npz"
+
+
 def render_set(key: str, icons: Iterator[tuple[str, str]], cache: Path, workers: int = 2) -> RenderedSet:
-    """Render a set once and cache it as ``renders/{key}.npz``."""
-    path = cache / "renders" / f"{key}-v{SCHEMA_VERSION}-{RENDER_SIZE}.npz"
+    """Render a set once and cache it as ``renders/{key}-v{schema}-{size}.npz``."""
+    path = render_path(key, cache)
     if path.exists():
         with np.load(path) as data:
             return RenderedSet(key, [str(h) for h in data["hexcodes"]], data["images"])

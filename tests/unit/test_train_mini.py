@@ -180,11 +180,11 @@ def test_an_extra_style_joins_the_training_styles_only_when_named(train: ModuleT
     """``--extra-style KEY`` adds that npm set after the recipe's styles; an unknown key is refused."""
     data = sys.modules["mini_data"]
     for icon_set in (*data.TRAIN_SETS, *data.EXTRA_SETS):  # a cache as the first run leaves it: no npm, no cairo
-        package = tmp_path / "npm" / icon_set.package.replace("@", "").replace("/", "-") / "package"
+        package = data.npm_dir(icon_set.package, tmp_path) / "package"
         package.mkdir(parents=True)
         (package / "package.json").write_text("{}")
         images = np.full((1, data.RENDER_SIZE, data.RENDER_SIZE, 4), len(icon_set.key), np.uint8)
-        path = tmp_path / "renders" / f"{icon_set.key}-v{data.SCHEMA_VERSION}-{data.RENDER_SIZE}.npz"
+        path = data.render_path(icon_set.key, tmp_path)
         path.parent.mkdir(exist_ok=True)
         np.savez(path, hexcodes=np.array(["1F34E"]), images=images)
     recipe = [s.key for s in data.training_sets(tmp_path, {})]
