@@ -23,9 +23,11 @@ backgrounds), draws one text per picture (name templates, keywords, shortcodes, 
 minimises an in-batch contrastive loss (texts that name the same emoji count as positives; with
 ``--multi-positive`` a text is a right answer for every class it describes, so "food" drawn for an apple is one for
 the banana too) plus a cross-entropy over every emoji name (the "name bank"; drawings that share a clip-art title
-are one class, outside the bank). The MiniLM text tower is frozen, so its text embeddings are computed once; the
-from-scratch text tower is trained jointly and its name bank is refreshed every ``--bank-every`` steps. Fixed seed,
-fixed schedule, last weights kept: no checkpoint selection on any held-out data.
+are one class, outside the bank). With ``--paired-views W`` every batch is pairs of pictures of one thing (as a
+rule in two styles) and an image–image contrastive loss of weight W joins them (``scripts/mini_views.py``). The
+MiniLM text tower is frozen, so its text embeddings are computed once; the from-scratch text tower is trained
+jointly and its name bank is refreshed every ``--bank-every`` steps. Fixed seed, fixed schedule, last weights kept:
+no checkpoint selection on any held-out data.
 
 Precision: ``--precision bf16`` runs the image tower's convolutions and matrix products in bfloat16 under
 ``torch.autocast`` while the weights, the optimiser and the loss stay in float32 (mixed precision). On a CPU with
@@ -61,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import clipart_data  # noqa: E402
 import fluent3d_data  # noqa: E402
 import mini_data  # noqa: E402
+import mini_views  # noqa: E402
 import mini_vocab  # noqa: E402
 from mini_augment import SCALE_RANGE, augment  # noqa: E402
 
@@ -351,6 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         default=False,
         help="the checkpoint embeds a picture and its mirror image as one vector at inference",
     )
+    parser.add_argument(
+        "--paired-views",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="batches of picture pairs of one thing (another style where there is one) and an image-image "
+        "contrastive loss of this weight (0: off; scripts/mini_views.py)",
+    )
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False, help="flip where allowed")
     parser.add_argument("--shadow", type=float, default=0.0, help="share of pictures given a contact shadow")
     parser.add_argument("--scenes", type=float, default=0.0, help="share of photo-like scene backgrounds")
@@ -439,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     owners = bank.owners() if args.multi_positive else None
     # A frozen text tower's name bank never changes; a trained one is refreshed every --bank-every steps.
     names = text_table[label_ids] if text_table is not None else torch.zeros(0)
+    members = mini_views.class_members(labels) if args.paired_views else None
 
     model.train()
     last_print = time.time()
@@ -451,7 +463,10 @@ def main(argv: list[str] | None = None) -> int:
             names = model.text.encode([bank.texts[i] for i in bank.labels[:named]]).to(device)
             model.text.train()
 
-        pick = torch.randint(len(images), (args.batch_size,), generator=gen)
+        if members is not None:
+            pick = mini_views.draw_pairs(labels, members, args.batch_size, gen)
+        else:
+            pick = torch.randint(len(images), (args.batch_size,), generator=gen)
         cls = labels[pick]
         mirror = mirrorable[cls] if args.mirror else None
         pictures = augment(images[pick], args.image_size, gen, mirror, args.shadow, args.scenes, args.scale_range)
@@ -467,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         scale = model.logit_scale.exp().clamp(max=100)
         positives = batch_positives(cls, text_ids, owners)
         loss = contrastive_loss(image_emb, text_emb, positives.to(device), scale)
+        if args.paired_views:
+            views = mini_views.image_contrastive_loss(image_emb, cls, mini_views.SUPCON_SCALE)
+            loss = loss + args.paired_views * views
         if args.bank_weight:
             emoji_rows = (cls < named).to(device)
             if bool(emoji_rows.any()):
