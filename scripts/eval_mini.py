@@ -35,6 +35,12 @@ The demo catalog (``--sets demo``) is the one ``make demo`` indexes (``scripts/d
 measured on its own labelled set exactly as ``make demo`` runs ``catalens eval`` there with ``--mode vector``:
 vector-only retrieval over its 244 queries and zero-shot top-1 over its 13 shop categories.
 
+Picture → picture (``catalens similar``), for OpenMoji and the demo catalog: ``openmoji_similar`` and
+``demo_similar`` (:func:`neighbour_agreement`) – how many of each item's 3 nearest stored neighbours share its
+Unicode subgroup ("food-fruit", "musical-instrument"; 100 of them) or its shop category (13), averaged over items
+(``at3``), the same for the nearest one (``at1``), and what random neighbours would score (``chance``). It is the
+measurable side of "the teddy bear's similar items read as sensible".
+
 Issue 17's kept-aside set (``--sets stamps``, not run by default: ``apt-get install tuxpaint-stamps-default``;
 ``scripts/stamps_data.py``): Tux Paint's stamps, never used for training, measured with vectors alone:
 
@@ -68,7 +74,7 @@ import mini_data  # noqa: E402
 import stamps_data  # noqa: E402
 
 from catalens.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
-from catalens.search.engine import SearchEngine, SearchMode  # noqa: E402
+from catalens.search.engine import SearchEngine, SearchMode, SearchOptions  # noqa: E402
 from catalens.search.evaluation import EvalReport, evaluate, load_eval_set  # noqa: E402
 
 PARAPHRASES = Path(__file__).resolve().parent / "data" / "mini_paraphrases.tsv"
@@ -139,10 +145,46 @@ def _paraphrases(by_label: dict[str, str]) -> list[dict[str, object]]:
     return rows
 
 
-def run(model: str, cache: Path, work: Path) -> dict[str, EvalReport]:
-    """Index the held-out catalog with ``model`` and evaluate the three sets."""
+def neighbour_agreement(store: Path, groups: dict[str, str], k: int = 3) -> dict[str, float]:
+    """How often ``similar`` (vectors) answers an item with items of its own group.
+
+    ``at{k}``: the share of each item's ``k`` nearest stored neighbours (itself excluded) in its group, averaged
+    over the items of ``groups``; ``at1``: the same for the nearest; ``chance``: the mean share a random
+    neighbour would have, ``(n_g - 1) / (n - 1)``, which a model that has learnt nothing scores.
+    """
+    sizes: dict[str, int] = {}
+    for group in groups.values():
+        sizes[group] = sizes.get(group, 0) + 1
+    first, share = [], []
+    with SearchEngine.open(store) as engine:
+        for item, group in groups.items():
+            hits = engine.similar(item, SearchOptions(k=k, mode="vector")).hits
+            same = [groups.get(hit.id) == group for hit in hits]
+            first.append(float(same[0]) if same else 0.0)
+            share.append(sum(same) / k)
+    chance = sum((sizes[g] - 1) / (len(groups) - 1) for g in groups.values()) / len(groups)
+    return {
+        "items": len(groups),
+        "groups": len(sizes),
+        f"at{k}": round(float(np.mean(share)), 6),
+        "at1": round(float(np.mean(first)), 6),
+        "chance": round(chance, 6),
+    }
+
+
+def catalog_groups(manifest: Path, column: str = "category") -> dict[str, str]:
+    """Each item's ``column`` value from a catalog CSV (the demo catalog's shop category)."""
+    with manifest.open(newline="") as handle:
+        return {row["id"]: row[column] for row in csv.DictReader(handle)}
+
+
+def run(model: str, cache: Path, work: Path) -> tuple[dict[str, EvalReport], dict[str, float]]:
+    """Index the held-out catalog with ``model``; evaluate the three sets and the neighbours' subgroups."""
     manifest, sets = write_held_out(cache, work)
-    return index_and_evaluate(model, manifest, work / "store", sets)
+    reports = index_and_evaluate(model, manifest, work / "store", sets)
+    emoji = mini_data.load_emoji(cache)
+    subgroups = {item: emoji[item].subgroup for item in catalog_groups(manifest)}
+    return reports, neighbour_agreement(work / "store", subgroups)
 
 
 def product_shot(pixels: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -230,10 +272,13 @@ def run_clipart(model: str, cache: Path, work: Path) -> dict[str, EvalReport]:
     return index_and_evaluate(model, manifest, work / "store", sets, mode="vector")
 
 
-def run_demo(model: str, work: Path) -> EvalReport:
-    """Index ``make demo``'s catalog with ``model`` and evaluate its own set as ``make demo`` does (vectors)."""
+def run_demo(model: str, work: Path) -> tuple[EvalReport, dict[str, float]]:
+    """Index ``make demo``'s catalog with ``model``; evaluate its own set as ``make demo`` does (vectors) and
+    the categories of each product's ``similar`` items."""
     sets = {"demo": demo.CATALOG / "eval.jsonl"}
-    return index_and_evaluate(model, demo.CATALOG / "catalog.csv", work / "store", sets, mode="vector")["demo"]
+    manifest = demo.CATALOG / "catalog.csv"
+    report = index_and_evaluate(model, manifest, work / "store", sets, mode="vector")["demo"]
+    return report, neighbour_agreement(work / "store", catalog_groups(manifest))
 
 
 def classification_summary(report: EvalReport) -> dict[str, float]:
@@ -278,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if "openmoji" in args.sets:
         summary["held_out"] = mini_data.HELD_OUT
         with tempfile.TemporaryDirectory(prefix="catalens-heldout-") as tmp:
-            reports = run(args.model, args.cache, Path(tmp))
+            reports, neighbours = run(args.model, args.cache, Path(tmp))
         for name, report in reports.items():
             data = report.to_dict()
             if name == "groups":
@@ -287,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 summary[name] = data["retrieval"]
             show(name)
+        summary["openmoji_similar"] = neighbours
+        show("openmoji_similar")
     if "shots" in args.sets:
         with tempfile.TemporaryDirectory(prefix="catalens-shots-") as tmp:
             reports = run_shots(args.model, args.cache, Path(tmp))
@@ -305,11 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         show("clipart_kinds")
     if "demo" in args.sets:
         with tempfile.TemporaryDirectory(prefix="catalens-demo-") as tmp:
-            report = run_demo(args.model, Path(tmp))
+            report, neighbours = run_demo(args.model, Path(tmp))
         summary["demo_retrieval"] = report.to_dict()["retrieval"]
         summary["demo_categories"] = classification_summary(report)
+        summary["demo_similar"] = neighbours
         show("demo_retrieval")
         show("demo_categories")
+        show("demo_similar")
     if "stamps" in args.sets:
         with tempfile.TemporaryDirectory(prefix="catalens-stamps-") as tmp:
             try:
