@@ -121,7 +121,7 @@ def test_bfloat16_training_keeps_float32_weights_and_embeddings_close_to_float32
     mixed = train.encode_pictures(model, pixels, "bf16")
     assert mixed.dtype == torch.float32
     assert torch.allclose(mixed.norm(dim=1), torch.ones(4), atol=1e-5)
-    assert float((full * mixed).sum(1).min()) > 0.99  # the same embedding up to bfloat16 rounding
+    assert (full * mixed).sum(1).min().item() > 0.99  # the same embedding up to bfloat16 rounding
     assert not torch.equal(full, mixed)  # bfloat16 arithmetic did run
     mixed.sum().backward()
     gradients = [p.grad for p in model.visual.parameters() if p.grad is not None]
