@@ -13,6 +13,8 @@ Two pieces, both torch only: :func:`draw_pairs` (which pictures make a batch) an
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -20,18 +22,27 @@ import torch.nn.functional as F
 SUPCON_SCALE = 10.0
 
 
-def class_members(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pictures grouped by class: ``(order, starts)`` where ``order[starts[c]:starts[c + 1]]`` are class c's."""
+class ClassMembers(NamedTuple):
+    """Pictures grouped by class, computed once per run: ``order[starts[c]:starts[c + 1]]`` are class c's
+    pictures, and ``position[i]`` is picture i's place among them."""
+
+    order: torch.Tensor
+    starts: torch.Tensor
+    position: torch.Tensor
+
+
+def class_members(labels: torch.Tensor) -> ClassMembers:
+    """Group the pictures by their class labels (see :class:`ClassMembers`)."""
     order = torch.argsort(labels, stable=True)
     counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
     starts = torch.zeros(len(counts) + 1, dtype=torch.long)
     starts[1:] = torch.cumsum(counts, 0)
-    return order, starts
+    position = torch.empty_like(labels)
+    position[order] = torch.arange(len(order)) - starts[labels[order]]
+    return ClassMembers(order, starts, position)
 
 
-def draw_pairs(
-    labels: torch.Tensor, members: tuple[torch.Tensor, torch.Tensor], batch_size: int, gen: torch.Generator
-) -> torch.Tensor:
+def draw_pairs(labels: torch.Tensor, members: ClassMembers, batch_size: int, gen: torch.Generator) -> torch.Tensor:
     """Picture indices for one batch: ``batch_size // 2`` anchors drawn uniformly, each followed by a partner.
 
     The partner is another picture of the anchor's class where the class has one (drawn uniformly among the
@@ -40,13 +51,11 @@ def draw_pairs(
     """
     if batch_size < 2 or batch_size % 2:
         raise ValueError(f"paired views need an even batch size of at least 2, got {batch_size}")
-    order, starts = members
+    order, starts, position = members
     anchors = torch.randint(len(labels), (batch_size // 2,), generator=gen)
     cls = labels[anchors]
     first, size = starts[cls], starts[cls + 1] - starts[cls]
     # Another member: an offset in [1, size) from the anchor's own position in its class, wrapping round.
-    position = torch.empty_like(labels)
-    position[order] = torch.arange(len(order)) - starts[labels[order]]
     own = position[anchors]
     offset = (torch.rand(len(anchors), generator=gen) * (size - 1).clamp(min=0)).long() + 1
     partner = order[first + (own + offset) % size]
@@ -61,7 +70,8 @@ def image_contrastive_loss(image: torch.Tensor, cls: torch.Tensor, scale: float)
     rest of the batch are negatives; a picture is never compared with itself. ``scale`` is the inverse
     temperature (SupCon's 0.1 is 10). Rows without a positive do not count.
     """
-    logits = scale * image.float() @ image.float().T
+    image = image.float()
+    logits = scale * image @ image.T
     self_mask = torch.eye(len(cls), dtype=torch.bool, device=image.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
     positives = (cls[:, None] == cls[None, :]).to(image.device) & ~self_mask

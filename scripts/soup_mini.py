@@ -88,8 +88,8 @@ def make_soup(directories: Sequence[Path], device: str = "cpu") -> MiniCLIP:
         except ModelLoadError as error:
             raise SoupError(str(error)) from error
         for name, value in model.trainable_state().items():
-            if value.is_floating_point():
-                total[name] = total.get(name, torch.zeros_like(value, dtype=torch.float32)) + value.float()
+            if value.is_floating_point():  # the model's weights are float32; clone: the next load overwrites them
+                total[name] = total[name] + value if name in total else value.clone()
     state = {name: value / len(directories) for name, value in total.items()}
     model.load_state_dict(state, strict=False)
     ingredients = [

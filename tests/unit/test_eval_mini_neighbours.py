@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -12,17 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def eval_mini() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eval_mini", SCRIPTS / "eval_mini.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_mini"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("eval_mini")
 
 
 def test_neighbour_agreement_counts_the_neighbours_of_the_same_group(

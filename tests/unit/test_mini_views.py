@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def views() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mini_views", SCRIPTS / "mini_views.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("mini_views")
 
 
 # Class 0 has three pictures (three styles), class 1 two, class 2 one; pictures are filed out of class order.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,18 +11,12 @@ import torch
 
 from catalens.models import load_model
 from catalens.models.mini import ImageTowerConfig, MiniCLIP, MiniConfig, TextTowerConfig, read_weights, save_mini
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def soup() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soup_mini", SCRIPTS / "soup_mini.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soup_mini"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("soup_mini")
 
 
 def _checkpoint(path: Path, seed: int, start: str | None, embed_dim: int = 16) -> Path:
