@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_recommend.py"
 VARIANTS = ("plain", "average", "best_score_5", "mmr_0.3", "max_per_brand_2")
@@ -37,10 +38,7 @@ def test_the_demo_store_is_re_embedded_when_the_model_changes(
     tmp_path: Path, tiny_spec: str, other_tiny_spec: str
 ) -> None:
     """A demo store left by other weights would report the old model's figures: it is brought up to date first."""
-    spec = importlib.util.spec_from_file_location("bench_recommend", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_recommend")
     with bench.demo_engine(tmp_path, tiny_spec) as engine:
         assert engine.store.manifest.model == tiny_spec
         count = engine.store.vector_count()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "clipart_data.py"
+from tests.conftest import load_script
 
 SVG = """<?xml version="1.0"?>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/"
@@ -28,12 +27,7 @@ SVG = """<?xml version="1.0"?>
 
 @pytest.fixture(scope="module")
 def clipart() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("clipart_data", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["clipart_data"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("clipart_data")
 
 
 @pytest.fixture(scope="module")

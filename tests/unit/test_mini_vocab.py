@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "mini_vocab.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def vocab() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mini_vocab", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("mini_vocab")
 
 
 def test_things_are_sold_in_the_department_shops_put_them_in(vocab: ModuleType) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,21 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def stamps() -> ModuleType:
-    return _load("stamps_data")
+    return load_script("stamps_data")
 
 
 def _stamp(root: Path, relative: str, description: str | None, colour: tuple[int, int, int] | None) -> None:
@@ -97,6 +86,6 @@ def test_a_missing_package_is_a_clear_error(stamps: ModuleType, tmp_path: Path) 
 
 
 def test_eval_mini_runs_stamps_only_when_asked(stamps: ModuleType) -> None:
-    eval_mini = _load("eval_mini")
+    eval_mini = load_script("eval_mini")
     assert "stamps" not in eval_mini.DEFAULT_SETS
     assert eval_mini.parse_sets("stamps,openmoji") == ["openmoji", "stamps"]
