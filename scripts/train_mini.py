@@ -1,12 +1,17 @@
 #!/usr/bin/env python
 """Train catalens-mini on openly licensed emoji art from npm (CPU is enough; a GPU is used when present).
 
-The shipped recipe is two runs (`make mini` runs both): 2,750 steps from random init at lr 3e-3, then 1,500 more
-from its weights at half the learning rate (a second cosine schedule), in bfloat16 mixed precision:
+The shipped recipe (`make mini` runs it all) is 2,750 steps from random init at lr 3e-3; from its weights, two
+second runs of 1,125 steps at half the learning rate (a second cosine schedule), one plain and one with
+``--mirror``; then the weight average of the two (``scripts/soup_mini.py``); all in bfloat16 mixed precision:
 
     .venv/bin/python scripts/train_mini.py --threads 2 --out .cache/catalens-mini/phase-1
     .venv/bin/python scripts/train_mini.py --threads 2 --init .cache/catalens-mini/phase-1 \
-        --steps 1500 --warmup 30 --lr 1.5e-3 --out .cache/catalens-mini/run
+        --steps 1125 --warmup 30 --lr 1.5e-3 --out .cache/catalens-mini/plain
+    .venv/bin/python scripts/train_mini.py --threads 2 --init .cache/catalens-mini/phase-1 \
+        --steps 1125 --warmup 30 --lr 1.5e-3 --mirror --out .cache/catalens-mini/mirror
+    .venv/bin/python scripts/soup_mini.py --out .cache/catalens-mini/run .cache/catalens-mini/plain \
+        .cache/catalens-mini/mirror
     .venv/bin/python scripts/train_mini.py --text open_clip --out .cache/catalens-mini/run-scratch  # other tower
 
 Data: nine permissively licensed emoji styles (see ``scripts/mini_data.py``), each image labelled with
