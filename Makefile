@@ -71,7 +71,7 @@ bench: install
 # Retrains catalens-mini from a fresh clone with the shipped recipe into MINI_OUT and scores it on the held-out
 # sets: a first run of 2,750 steps at lr 3e-3; from its weights two second runs of 1,125 steps at 1.5e-3, one
 # plain and one trained on mirror images where the meaning survives; then the weight average of the two ("model
-# soup", scripts/soup_mini.py). All in bfloat16 mixed precision (about 55 minutes in all on the 2-core machine
+# soup", scripts/soup_mini.py). All in bfloat16 mixed precision (50-55 minutes in all on the 2-core machine
 # with MINI_THREADS=2, which is how the shipped weights were made; on a CPU without bfloat16 instructions
 # MINI_PRECISION=auto trains in float32). Needs npm (emoji art) and Debian's openclipart drawings.
 MINI_OUT ?= .cache/catalens-mini/run
