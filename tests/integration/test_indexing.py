@@ -22,6 +22,7 @@ from catalens.indexer.fetch import FetchOptions
 from catalens.indexer.pipeline import IndexOptions, IndexReport, index_catalog, reindex
 from catalens.indexer.store import CatalogStore
 from catalens.indexer.vectors.faiss_backend import FaissIndex
+from catalens.search.engine import SearchEngine, SearchOptions
 from tests.conftest import pattern_image
 
 
@@ -170,10 +171,17 @@ def test_index_factories(tmp_path: Path, tiny_spec: str, tiny_model: Any, factor
     store = tmp_path / "store"
     report = _index(make_catalog(40), store, tiny_spec, index_factory=factory)
     assert report.index_factory == factory
-    hits = _top_hits(store, tiny_model, [pattern_image(7)], k=5)
-    assert "item-007.jpg" in hits[0]
     with CatalogStore.open(store) as opened:
-        assert opened.manifest.index is not None and opened.manifest.index.factory == factory
+        state = opened.manifest.index
+        assert state is not None and state.factory == factory and state.tuning is not None
+    # Through the engine, as users search: a lossy index (PQ codes) is re-scored with the exact vectors to the
+    # depth the build tuned, so the query's own picture comes first with its exact cosine. The raw PQ ranking
+    # alone is not reliable on 40 points (16 centroids per sub-quantiser, trained on 40 vectors).
+    assert (state.tuning["params"].get("rerank", 0) > 0) == ("PQ" in factory)
+    with SearchEngine.open(store, encoder=tiny_model) as engine:
+        hits = engine.search_vector(tiny_model.encode_images([pattern_image(7)])[0], SearchOptions(k=5)).hits
+    assert hits[0].id == "item-007.jpg" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
 def test_invalid_factory_and_untrainable_index(tmp_path: Path, tiny_spec: str, make_catalog: Any) -> None:
