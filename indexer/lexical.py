@@ -32,19 +32,23 @@ _STOPWORDS = frozenset(
 # Markers FTS5 puts around matched tokens in snippets; control characters never appear in catalog text.
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
 _WORD = re.compile(r"\w", re.UNICODE)
+# Control characters separate words in a query: a NUL would end FTS5's string early ("unterminated string").
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def match_expression(text: str) -> str | None:
     """An FTS5 MATCH expression for free text, or ``None`` when the text has no searchable word.
 
     Args:
-        text: what a person typed, e.g. ``'Kestrel XR-2040 "hiking" boots'``.
+        text: what a person typed, e.g. ``'Kestrel XR-2040 "hiking" boots'``; control characters (a NUL
+            included) count as spaces.
 
     Returns:
         Quoted phrases joined by OR, e.g. ``'"kestrel" OR "xr-2040" OR "hiking" OR "boots"'``; a chunk such
         as ``XR-2040`` stays one phrase, so it matches the tokens ``xr 2040`` next to each other.
     """
-    chunks = [chunk for chunk in (c.strip("\"'()[]{}.,;:!?") for c in text.lower().split()) if _WORD.search(chunk)]
+    words = _CONTROL.sub(" ", text).lower().split()
+    chunks = [chunk for chunk in (c.strip("\"'()[]{}.,;:!?") for c in words) if _WORD.search(chunk)]
     useful = [c for c in chunks if c not in _STOPWORDS] or chunks
     unique = list(dict.fromkeys(useful))
     if not unique:

@@ -41,6 +41,7 @@ from catalens.search.middleware import BodySizeLimit, RequestMetrics
 from catalens.search.replica import ChangeFollower, Operation, WriteRefusal, document_refusals, write_operations
 from catalens.search.routes import classify, items, ops, recommend, tags
 from catalens.search.routes import search as search_routes
+from catalens.search.routes.bodies import is_form
 from catalens.search.security import AccessControl, Rate, RateLimiter
 from catalens.search.security.cors import add_cors
 from catalens.search.settings import Settings
@@ -234,13 +235,17 @@ def _add_error_handlers(app: FastAPI, refusal: WriteRefusal | None = None) -> No
     app.add_exception_handler(RequestValidationError, validation)
 
     async def unparsable(request: Request, exc: Exception) -> Response:
-        # FastAPI answers 400 itself for a JSON body it cannot even decode (bytes that are not UTF-8); every other
-        # malformed body is a 422, so this one is too (a replica's write gets its 405 first).
+        # Only the framework answers 400, for a body it cannot parse before a route runs: FastAPI for JSON that is
+        # not UTF-8 text, Starlette for a broken multipart form (a header with a control character, no closing
+        # boundary). Every other malformed body is a 422, so these are too (a replica's write gets its 405 first).
         assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+        if exc.status_code == 400:
             refused = refusal.refusal(request) if refusal else None
             if refused is not None:
                 return await http_exception_handler(request, refused)
+            if is_form(request):
+                reason = "it cannot be parsed" if exc.detail == _BODY_PARSE_ERROR else exc.detail
+                return _error(422, f"body: unreadable multipart form: {reason}")
             return _error(422, "body: the request body cannot be read as JSON (it is not UTF-8 text)")
         return await http_exception_handler(request, exc)
 

@@ -337,6 +337,42 @@ def test_cli_refuses_nan_scores_and_weights_and_inverted_prices(
     assert "price range 50..10 is empty" in capsys.readouterr().err
 
 
+# -- what a long schemathesis run found: control characters and broken multipart bodies ---------------------
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical"])
+def test_a_nul_or_control_character_in_query_text_is_a_word_break_not_a_500(serve: Any, mode: str) -> None:
+    client = serve()
+    posted = client.post("/v1/search", json={"parts": [{"text": "0\u0000"}], "mode": mode, "k": 3})
+    assert posted.status_code == 200, posted.text
+    got = client.get("/v1/search", params={"q": "item\u0000\u0002 1", "mode": mode, "k": 3})
+    assert got.status_code == 200, got.text
+    plain = client.get("/v1/search", params={"q": "item 1", "mode": mode, "k": 3})
+    assert [h["id"] for h in got.json()["hits"]] == [h["id"] for h in plain.json()["hits"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"--B\r\n634722--B--\r\n",  # a part with no headers at all
+        b'--B\r\nContent-Disposition\x1f: form-data; name="image"\r\n\r\nx\r\n--B--\r\n',  # control char, header
+    ],
+)
+@pytest.mark.parametrize("route", ["/v1/search/image", "/v1/items"])
+def test_a_multipart_body_starlette_cannot_parse_is_a_422_naming_the_form(serve: Any, route: str, body: bytes) -> None:
+    client = serve()
+    response = client.post(route, content=body, headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("body: unreadable multipart form: ")
+
+
+def test_json_that_is_not_utf8_is_still_a_422_saying_so(serve: Any) -> None:
+    client = serve()
+    response = client.post("/v1/search", content=b'{"query": "caf\xe9"}', headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "body: the request body cannot be read as JSON (it is not UTF-8 text)"
+
+
 # -- the schema says what is accepted ----------------------------------------------------------------------
 
 

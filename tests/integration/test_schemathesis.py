@@ -3,11 +3,14 @@
 Schemathesis reads ``/openapi.json`` from the app in-process (no socket), generates requests from it (and
 invalid ones against it) for every route, and checks each response: never a server error, a documented
 status code and content type, and a body matching the documented schema. A bounded, derandomized number of
-examples per route keeps it deterministic and quick; the store is small and the model tiny.
+examples per route keeps it deterministic and quick; the store is small and the model tiny. A longer, random
+run (``CATALENS_FUZZ_EXAMPLES``) found a NUL in query text (a 500 from FTS5) and multipart bodies Starlette cannot
+parse (an undocumented 400); both have their own tests in ``test_requests.py``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,10 @@ from catalens.search.settings import Settings  # noqa: E402
 from tests.conftest import pattern_image, unit  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES_PER_ROUTE = 20
+#: Examples per route and media type. ``CATALENS_FUZZ_EXAMPLES=N`` asks for a longer hunt with fresh random
+#: examples each run (1,500 a route take about 4 minutes here); CI keeps the quick, derandomized default.
+LONG_RUN = os.environ.get("CATALENS_FUZZ_EXAMPLES", "").strip()
+EXAMPLES_PER_ROUTE = int(LONG_RUN) if LONG_RUN else 20
 
 
 def _small_store(root: Path, model: Any, n: int = 12) -> Path:
@@ -96,7 +102,7 @@ def test_every_route_answers_as_documented(api_schema: Any, method: str, path: s
     @given(case=cases)
     @settings(
         max_examples=EXAMPLES_PER_ROUTE,
-        derandomize=True,
+        derandomize=not LONG_RUN,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
