@@ -220,3 +220,37 @@ def vector_store(tmp_path: Path, tiny_model: Any) -> Callable[..., Path]:
         return root
 
     return build
+
+
+@pytest.fixture
+def open_service(tiny_model: Any) -> Iterator[Callable[..., Any]]:
+    """``open_service(store, engine=None, base_url=..., **settings)``: the HTTP service in-process, as a TestClient.
+
+    The engine is opened on ``store`` with the tiny model unless the test brings its own (a recording model,
+    limits, tags written first); ``settings`` are :class:`~catalens.search.settings.Settings` fields. Every
+    client started is stopped, and every engine closed, when the test ends.
+    """
+    from fastapi.testclient import TestClient
+
+    from catalens.search.api import create_app
+    from catalens.search.engine import SearchEngine
+    from catalens.search.settings import Settings
+
+    engines: list[SearchEngine] = []
+    clients: list[TestClient] = []
+
+    def start(
+        store: Path, engine: SearchEngine | None = None, base_url: str = "http://testserver", **settings: Any
+    ) -> TestClient:
+        engine = engine or SearchEngine.open(store, encoder=tiny_model)
+        engines.append(engine)  # closed even if the app fails to start
+        client = TestClient(create_app(Settings(store=store, **settings), engine), base_url=base_url)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+    for engine in engines:
+        engine.close()

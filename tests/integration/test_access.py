@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from catalens.search.api import create_app
 from catalens.search.cli import main
-from catalens.search.engine import SearchEngine
 from catalens.search.security import Rate, RateLimiter, generate_key, hash_key
 from catalens.search.settings import Settings
 from tests.integration.test_api import png
@@ -33,27 +32,17 @@ class FakeClock:
 
 
 @pytest.fixture
-def service(vector_store: Any, tiny_model: Any) -> Iterator[Start]:
+def service(vector_store: Any, open_service: Any) -> Start:
     """``start(base_url, **settings)``: a TestClient on a small store (built once, then reused)."""
-    engines: list[SearchEngine] = []
-    clients: list[TestClient] = []
     paths: list[Path] = []
 
     def start(base_url: str = "http://testserver", **settings: Any) -> TestClient:
         if not paths:
             paths.append(vector_store(random_catalog(12), name="access-store"))
-        engine = SearchEngine.open(paths[0], encoder=tiny_model)
-        engines.append(engine)
-        client = TestClient(create_app(Settings(store=paths[0], **settings), engine), base_url=base_url)
-        client.__enter__()
-        clients.append(client)
+        client: TestClient = open_service(paths[0], base_url=base_url, **settings)
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-    for engine in engines:
-        engine.close()
+    return start
 
 
 @pytest.fixture

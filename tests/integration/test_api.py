@@ -12,8 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from catalens.search.api import create_app
-from catalens.search.engine import SearchEngine
 from catalens.search.settings import Settings
 from tests.conftest import pattern_image, unit
 from tests.integration.test_engine import DIM, random_catalog
@@ -26,24 +24,15 @@ def png(seed: int = 1, size: tuple[int, int] = (96, 64), **save: Any) -> bytes:
 
 
 @pytest.fixture
-def service(vector_store: Any, tiny_model: Any) -> Iterator[Callable[..., TestClient]]:
-    engines: list[SearchEngine] = []
-    clients: list[TestClient] = []
+def service(vector_store: Any, open_service: Any) -> Callable[..., TestClient]:
+    stores: list[Path] = []
 
     def start(items: dict[str, Any] | None = None, **settings: Any) -> TestClient:
-        path = vector_store(items or random_catalog(60), name=f"store{len(engines)}")
-        engine = SearchEngine.open(path, encoder=tiny_model)
-        engines.append(engine)
-        client = TestClient(create_app(Settings(store=path, **settings), engine))
-        client.__enter__()
-        clients.append(client)
+        stores.append(vector_store(items or random_catalog(60), name=f"store{len(stores)}"))
+        client: TestClient = open_service(stores[-1], **settings)
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-    for engine in engines:
-        engine.close()
+    return start
 
 
 def test_text_search_get_and_post(service: Any) -> None:

@@ -30,9 +30,7 @@ from catalens.indexer import urlguard
 from catalens.indexer.errors import FetchError
 from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.urlguard import URLRefusedError, parse_allow
-from catalens.search.api import create_app
 from catalens.search.cli import main
-from catalens.search.engine import SearchEngine
 from catalens.search.settings import Settings
 from tests.conftest import pattern_image
 from tests.integration.test_engine import random_catalog
@@ -346,20 +344,15 @@ def test_allow_lists_are_validated() -> None:
 
 
 @pytest.fixture
-def service(vector_store: Any, tiny_model: Any) -> Iterator[Callable[..., TestClient]]:
-    opened: list[tuple[SearchEngine, TestClient]] = []
+def service(vector_store: Any, open_service: Any) -> Callable[..., TestClient]:
+    stores: list[Path] = []
 
     def start(**settings: Any) -> TestClient:
-        engine = SearchEngine.open(vector_store(random_catalog(20), name=f"s{len(opened)}"), encoder=tiny_model)
-        client = TestClient(create_app(Settings(store=engine.store.path, **settings), engine))
-        client.__enter__()
-        opened.append((engine, client))
+        stores.append(vector_store(random_catalog(20), name=f"s{len(stores)}"))
+        client: TestClient = open_service(stores[-1], **settings)
         return client
 
-    yield start
-    for engine, client in opened:
-        client.__exit__(None, None, None)
-        engine.close()
+    return start
 
 
 def test_url_items_are_off_by_default(service: Any, site: Site) -> None:

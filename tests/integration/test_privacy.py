@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,6 @@ from PIL import ExifTags, Image, TiffImagePlugin
 from catalens.indexer.options import IndexOptions
 from catalens.indexer.pipeline import content_hash, index_catalog
 from catalens.indexer.privacy import has_location, strip_location
-from catalens.search.api import create_app
-from catalens.search.engine import SearchEngine
 from catalens.search.settings import Settings
 from tests.conftest import pattern_image
 
@@ -73,27 +71,17 @@ def pixels(data: bytes) -> np.ndarray:
 
 
 @pytest.fixture
-def serve(vector_store: Any, tiny_model: Any) -> Iterator[Callable[..., TestClient]]:
+def serve(vector_store: Any, tiny_model: Any, open_service: Any) -> Callable[..., TestClient]:
     """Start a service over a small store (or a given one); everything is closed at the end."""
-    engines: list[SearchEngine] = []
-    clients: list[TestClient] = []
 
     def start(path: Path | None = None, **settings: Any) -> TestClient:
         if path is None:
             rng = np.random.default_rng(0)
             path = vector_store({f"sku-{i}": (rng.normal(size=tiny_model.dim), {}) for i in range(4)})
-        engine = SearchEngine.open(path, encoder=tiny_model)
-        engines.append(engine)
-        client = TestClient(create_app(Settings(store=path, **settings), engine))
-        client.__enter__()
-        clients.append(client)
+        client: TestClient = open_service(path, **settings)
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-    for engine in engines:
-        engine.close()
+    return start
 
 
 def stored_upload(store: Path) -> list[Path]:

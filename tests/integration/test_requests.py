@@ -93,23 +93,17 @@ def store_path(vector_store: Any) -> Path:
 
 
 @pytest.fixture
-def serve(store_path: Path, tiny_model: Any) -> Iterator[Callable[..., TestClient]]:
+def serve(store_path: Path, tiny_model: Any, open_service: Any) -> Callable[..., TestClient]:
     """Start the service over the store with an engine built as the test asks (limits, a recording model)."""
-    started: list[tuple[TestClient, SearchEngine]] = []
 
     def start(encoder: Any = None, **engine_args: Any) -> TestClient:
         engine = SearchEngine.open(store_path, encoder=encoder or tiny_model)
         if engine_args:
             engine = SearchEngine(engine.store, encoder or tiny_model, **engine_args)
-        client = TestClient(create_app(Settings(store=store_path, refresh_interval_s=3600), engine))
-        client.__enter__()
-        started.append((client, engine))
+        client: TestClient = open_service(store_path, engine=engine, refresh_interval_s=3600)
         return client
 
-    yield start
-    for client, engine in started:
-        client.__exit__(None, None, None)
-        engine.close()
+    return start
 
 
 # -- classification: malformed requests -----------------------------------------------------------------

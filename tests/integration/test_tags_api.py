@@ -7,7 +7,8 @@ service's public routes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -17,10 +18,8 @@ from fastapi.testclient import TestClient
 
 from catalens.indexer.store.tags import ModelTag
 from catalens.indexer.tagging.taxonomy import parse_taxonomy
-from catalens.search.api import create_app
 from catalens.search.engine import SearchEngine
 from catalens.search.security import generate_key, hash_key
-from catalens.search.settings import Settings
 from tests.integration.test_engine import DIM
 
 TAXONOMY = {
@@ -74,27 +73,23 @@ def _write_tags(engine: SearchEngine) -> None:
 
 
 @pytest.fixture
-def service(vector_store: Any, tiny_model: Any) -> Iterator[Start]:
+def service(vector_store: Any, tiny_model: Any, open_service: Any) -> Start:
     """``start(tagged=True, **settings)``: a client of a small store, with MODEL_TAGS written unless told not."""
-    engines: list[SearchEngine] = []
-    clients: list[TestClient] = []
+    stores: list[Path] = []
 
     def start(tagged: bool = True, **settings: Any) -> TestClient:
-        path = vector_store(_catalog(), name=f"tags{len(engines)}")
-        engine = SearchEngine.open(path, encoder=tiny_model)
-        engines.append(engine)
-        if tagged:
-            _write_tags(engine)
-        client = TestClient(create_app(Settings(store=path, **settings), engine))
-        client.__enter__()
-        clients.append(client)
+        stores.append(vector_store(_catalog(), name=f"tags{len(stores)}"))
+        engine = SearchEngine.open(stores[-1], encoder=tiny_model)
+        try:
+            if tagged:
+                _write_tags(engine)
+        except BaseException:
+            engine.close()
+            raise
+        client: TestClient = open_service(stores[-1], engine=engine, **settings)
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-    for engine in engines:
-        engine.close()
+    return start
 
 
 def _tags_url(item_id: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from catalens.indexer.store import CatalogStore, FailedItem
-from catalens.search.api import create_app
-from catalens.search.engine import SearchEngine
-from catalens.search.settings import Settings
 from tests.conftest import pattern_image
 from tests.integration.test_engine import DIM
 
@@ -44,26 +42,21 @@ def _items() -> dict[str, tuple[Any, dict[str, Any]]]:
 
 
 @pytest.fixture
-def client(vector_store: Any, tiny_model: Any) -> Iterator[Callable[..., TestClient]]:
-    opened: list[tuple[SearchEngine, TestClient]] = []
+def client(vector_store: Any, open_service: Any) -> Callable[..., TestClient]:
+    stores: list[Path] = []
 
     def start(items: dict[str, Any], failures: Sequence[FailedItem] = (), **settings: Any) -> TestClient:
-        path = vector_store(items, name=f"store{len(opened)}")
+        path = vector_store(items, name=f"store{len(stores)}")
+        stores.append(path)
         if failures:
             store = CatalogStore.open(path)
             with store.writer_lock():
                 store.write_batch(failed=[(failure, None) for failure in failures])
             store.close()
-        engine = SearchEngine.open(path, encoder=tiny_model)
-        test_client = TestClient(create_app(Settings(store=path, **settings), engine))
-        test_client.__enter__()
-        opened.append((engine, test_client))
+        test_client: TestClient = open_service(path, **settings)
         return test_client
 
-    yield start
-    for engine, test_client in opened:
-        test_client.__exit__(None, None, None)
-        engine.close()
+    return start
 
 
 def test_info_has_failures_price_range_attribute_facets_and_limits(client: Callable[..., TestClient]) -> None:
