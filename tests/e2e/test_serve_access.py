@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import pytest
 from catalens.search.cli import main
 from catalens.search.security import generate_key, hash_key
 from tests.conftest import pattern_image
-from tests.e2e.test_web import CHROMIUM, REPO, _free_port
+from tests.e2e.serving import REPO, start_serve, stop
+from tests.e2e.test_web import CHROMIUM
 from tests.integration.test_api import png
 
 Serve = Callable[..., tuple[str, subprocess.Popen[str]]]
@@ -62,37 +62,13 @@ def serve() -> Iterator[Serve]:
     processes: list[subprocess.Popen[str]] = []
 
     def start(store: Path, *options: str, **env: str) -> tuple[str, subprocess.Popen[str]]:
-        port = _free_port()
-        command = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store), "--port", str(port)]
-        process = subprocess.Popen(
-            [*command, *options],
-            cwd=REPO,
-            env=_env(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        base, process = start_serve(store, *options, env=_env(**env))
         processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited: {process.communicate()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    return base, process
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the service did not become ready")
+        return base, process
 
     yield start
     for process in processes:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:

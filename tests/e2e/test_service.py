@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import pattern_image
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.e2e.serving import REPO, start_serve, stop
 
 
 def _catalens(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -46,33 +37,13 @@ def served(env: dict[str, str]) -> Iterator[Callable[[Path], str]]:
     processes: list[subprocess.Popen[str]] = []
 
     def serve(store: Path, *extra: str) -> str:
-        port = _free_port()
-        command = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store), "--port", str(port)]
-        command += extra
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        base, process = start_serve(store, *extra, env=env)
         processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited: {process.communicate()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    return base
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the service did not become ready")
+        return base
 
     yield serve
     for process in processes:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 @pytest.mark.slow

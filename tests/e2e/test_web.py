@@ -13,19 +13,14 @@ import io
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.serving import REPO, start_serve, stop
+
 WEB = REPO / "web"
 DEMO_IMAGES = REPO / "scripts" / "data" / "demo_catalog" / "images"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -94,12 +89,6 @@ def test_page_links_only_local_resources() -> None:
 # -- fixtures: store, service, browser -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, tiny_spec: str) -> Path:
     """A small store built by the real CLI: a manifest, `catalens index`, `catalens caption --captioner attributes`."""
@@ -141,33 +130,13 @@ def store(tmp_path_factory: pytest.TempPathFactory, tiny_spec: str) -> Path:
 @pytest.fixture(scope="module")
 def base_url(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`catalens serve` on a free loopback port, for the whole module."""
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(REPO), "CATALENS_REFRESH_INTERVAL_S": "5"}
-    command = [sys.executable, "-m", "catalens.search.cli", "serve", "--store", str(store), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"catalens serve exited with {process.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("catalens serve did not become ready")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
+    with (tmp_path_factory.mktemp("serve") / "serve.log").open("w") as log:
+        base, process = start_serve(store, env=env, log=log)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            yield base
+        finally:
+            stop(process)
 
 
 @pytest.fixture(scope="module")
