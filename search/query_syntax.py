@@ -93,7 +93,7 @@ def _term(text: str, sign: float) -> Term:
         text = match.group("rest").strip()
     if text.startswith("item:") and len(text) > 5:
         return Term("item", text[5:], sign * weight)
-    if os.path.isfile(os.path.expanduser(text)):
+    if "\x00" not in text and os.path.isfile(os.path.expanduser(text)):  # a NUL cannot be in a path: it is text
         return Term("image", os.path.expanduser(text), sign * weight)
     return Term("text", text, sign * weight)
 
