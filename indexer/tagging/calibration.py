@@ -44,6 +44,7 @@ from catalens.indexer.tagging.thresholds import (
     decision_stats,
     held_out_decisions,
     review_floors,
+    threshold_evidence,
 )
 
 #: Version of the calibration file format; another version is refused with a message to re-run calibrate.
@@ -280,7 +281,8 @@ def calibrate_attribute(
         ``probe_temperature``, ``blend``, ``accuracy`` {zero_shot, calibrated, probe, blended} (OOF),
         ``ece_before``, ``ece_after``, ``log_loss`` {...}, ``held_out`` (overall precision, recall, f1,
         coverage, shares) and ``values`` {value: support, accepted, precision, recall, f1, coverage, shares,
-        threshold}, all counted on held-out decisions.
+        threshold}, all counted on held-out decisions, and per value the threshold's ``evidence`` on the
+        labelled items it was chosen on (:func:`~catalens.indexer.tagging.thresholds.threshold_evidence`).
 
     Raises:
         CalibrationError: shapes that do not fit, labels out of range, or fewer than two labelled items.
@@ -318,9 +320,11 @@ def _calibrate(
     floors = review_floors(thresholds, review_band, multi_label=multi_label)
     scaling = ensemble_scaling(fit) or fit_scaling(cos, lab, logit_scale, multi_label=multi_label)
     probe = ensemble_probe(fit)
+    evidence = threshold_evidence(fit.blended, lab, thresholds, target_precision, multi_label=multi_label)
     per_value: dict[str, Any] = stats["values"]  # type: ignore[assignment]
     for v, value in enumerate(values):
         per_value[value]["threshold"] = thresholds[v]
+        per_value[value]["evidence"] = evidence[v]
     report: dict[str, Any] = {
         "support": len(lab),
         "folds": int(fit.fold.max()) + 1,

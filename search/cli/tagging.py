@@ -202,14 +202,23 @@ def _print_attribute_report(name: str, report: dict[str, Any]) -> None:
             print("  decisions: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items()))
     values = report.get("values") or {}
     if values:
-        print(f"  {'value':<24} {'support':>7} {'precision':>9} {'recall':>6} {'f1':>5} {'threshold':>9}")
+        print(
+            f"  {'value':<24} {'support':>7} {'precision':>9} {'recall':>6} {'f1':>5} {'threshold':>9}"
+            f" {'right above':>11} {'95 % bound':>10}"
+        )
         for value, row in values.items():
             threshold = row.get("threshold")
             limit = f"{threshold:.3f}" if threshold is not None else "review"
+            evidence = row.get("evidence") or {}
+            above = f"{evidence['right_above']}/{evidence['labelled_above']}" if evidence else "-"
+            pooled = " (pooled threshold)" if evidence.get("source") == "pooled" else ""
             print(
                 f"  {value[:24]:<24} {row.get('support', 0):>7} {_num(row.get('precision'))} "
-                f"{_num(row.get('recall'), 6)} {_num(row.get('f1'), 5)} {limit:>9}"
+                f"{_num(row.get('recall'), 6)} {_num(row.get('f1'), 5)} {limit:>9} {above:>11} "
+                f"{_num(evidence.get('precision_lower_95'), 10)}{pooled}"
             )
+        print("  precision, recall, f1: on held-out folds. right above: the labelled predictions at or above the")
+        print("  threshold (it was chosen on them); 95 % bound: the least precision they promise, at 95 % confidence.")
 
 
 def _num(value: Any, width: int = 9) -> str:

@@ -246,6 +246,14 @@ def test_cli_run_review_set_export_calibrate_and_audit(
         "--folds", "2", "--out", str(calibration), "--json",
     )  # fmt: skip
     assert code == 0 and calibration.exists() and "kind" in json.loads(out)["attributes"]
+    per_value = json.loads(out)["attributes"]["kind"]["values"]
+    assert set(per_value) == {"animals", "food"} and all("evidence" in row for row in per_value.values())
+    code, out, _ = run_cli(
+        capsys, "tag", "calibrate", "--store", store, "--taxonomy", str(taxonomy_file), "--labelled", str(labelled),
+        "--folds", "2", "--out", str(tmp_path / "again.json"),
+    )  # fmt: skip
+    header = next(line for line in out.splitlines() if line.strip().startswith("value"))
+    assert code == 0 and "right above" in header and "95 % bound" in header
     code, out, _ = run_cli(
         capsys, "tag", "run", "--store", store, "--taxonomy", str(taxonomy_file), "--calibration", str(calibration),
         "--json",
