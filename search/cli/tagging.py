@@ -146,6 +146,10 @@ def run_tag_run(args: argparse.Namespace) -> int:
         print(
             f"  {name:<24} accept {counts['accept']:>8,}  review {counts['review']:>8,}  reject {counts['reject']:>8,}"
         )
+    calibration = _calibration(args.calibration)
+    if calibration is not None:
+        for name, attribute in calibration.attributes.items():
+            _print_weak_evidence(name, attribute.report)
     return EXIT_OK
 
 
@@ -219,6 +223,36 @@ def _print_attribute_report(name: str, report: dict[str, Any]) -> None:
             )
         print("  precision, recall, f1: on held-out folds. right above: the labelled predictions at or above the")
         print("  threshold (it was chosen on them); 95 % bound: the least precision they promise, at 95 % confidence.")
+    _print_weak_evidence(name, report)
+
+
+def weak_evidence(report: dict[str, Any]) -> list[str]:
+    """The values of an attribute's calibration report whose threshold promises less than the target at 95 %.
+
+    ``value (bound, right/labelled above)`` for each; a borrowed threshold with no labelled prediction above it
+    counts too (nothing backs it). Reports written before thresholds carried their evidence list nothing.
+    """
+    target = report.get("target_precision")
+    weak = []
+    for value, row in (report.get("values") or {}).items():
+        evidence = row.get("evidence")
+        if not evidence or target is None:
+            continue
+        bound = evidence.get("precision_lower_95")
+        if bound is None or bound < target:
+            shown = "no bound" if bound is None else f"{bound:.2f}"
+            weak.append(f"{value} ({shown}, {evidence['right_above']}/{evidence['labelled_above']})")
+    return weak
+
+
+def _print_weak_evidence(name: str, report: dict[str, Any]) -> None:
+    weak = weak_evidence(report)
+    if weak:
+        print(
+            f"  note: {name}: {len(weak)} accepting value(s) promise less than the target "
+            f"{report.get('target_precision')} at 95 % confidence: {', '.join(weak[:8])}"
+            f"{' ...' if len(weak) > 8 else ''}; label more items of them to firm it up."
+        )
 
 
 def _num(value: Any, width: int = 9) -> str:

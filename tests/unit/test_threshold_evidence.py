@@ -61,3 +61,23 @@ def test_a_value_without_a_threshold_has_no_evidence_and_calibration_reports_it_
             )
             bound = evidence["precision_lower_95"]
             assert bound is None or 0.0 < bound < evidence["right_above"] / evidence["labelled_above"] + 1e-9
+
+
+def test_the_cli_names_the_values_whose_evidence_is_weaker_than_the_target() -> None:
+    from catalens.search.cli.tagging import weak_evidence
+
+    def row(bound: float | None, right: int, above: int, source: str = "own") -> dict[str, object]:
+        evidence = {"source": source, "labelled_above": above, "right_above": right, "precision_lower_95": bound}
+        return {"threshold": 0.5, "evidence": evidence}
+
+    report = {
+        "target_precision": 0.9,
+        "values": {
+            "food": row(0.87, 18, 18),
+            "tools": row(0.93, 40, 40),
+            "toys": row(None, 0, 0, "pooled"),
+            "music": {"threshold": None, "evidence": None},
+        },
+    }
+    assert weak_evidence(report) == ["food (0.87, 18/18)", "toys (no bound, 0/0)"]
+    assert weak_evidence({"target_precision": 0.9, "values": {"old": {"threshold": 0.4}}}) == []  # older files
