@@ -13,6 +13,16 @@ items per value, a value has too few predictions (fewer than :data:`MIN_OWN`) fo
 borrows the attribute's pooled threshold (every value's top-1 predictions together), provided its own
 predictions above it reach the target (plain ``k / m``).
 
+A value's own threshold is not chosen on its own items alone: twelve right of twelve says little about a value
+the model gets right half the time. Each candidate's counts are shrunk toward the precision of every value's
+predictions at or above the same confidence, worth :data:`PRIOR_ITEMS` labelled predictions (empirical Bayes:
+``(PRIOR_ITEMS * p_pooled + k) / (PRIOR_ITEMS + m)``, then the Wilson bound on ``PRIOR_ITEMS + m`` items). A value
+with many predictions is decided by its own; a value with a dozen is pulled toward what the attribute shows at
+that confidence, down where the model is often wrong there, up where it is reliably right. Measured over twenty
+half-splits at target 0.9 (``scripts/bench_tagging.py --trust-splits 20``, catalens-mini), it took the demo
+catalog's accepted tags from 24 right of 31 (0.77) to 70 of 77 (0.91), and the clip art the model did not train on
+to 0.96 and 0.95 (from 0.996 and 0.92), its training drawings to 0.92 (from 0.87), with fewer tags on two of them.
+
 The shipped probabilities come from the average of the fold models (see
 :func:`~catalens.indexer.tagging.crossfit.ensemble_probe`), the same models the thresholds were chosen on.
 A value that reaches the target neither way gets ``None``: its items go to review and are never accepted.
@@ -33,6 +43,10 @@ MIN_OWN = 10
 WILSON_Z = 1.0
 #: The bound reported beside each threshold (:func:`threshold_evidence`): one-sided 95 %.
 REPORT_Z = 1.645
+#: How many labelled predictions the attribute's pooled precision counts for in one value's own threshold (see
+#: the module docstring): as many as a value needs for a threshold of its own. 5 measured too: the demo 0.96 with
+#: fewer tags, the training drawings 0.895.
+PRIOR_ITEMS = MIN_OWN
 
 
 def _candidates(probs: np.ndarray, labels: np.ndarray, v: int, multi_label: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -54,10 +68,14 @@ def wilson_lower(k: np.ndarray, m: np.ndarray, z: float | None = None) -> np.nda
     return (centre - spread) / (1 + z2 / m)
 
 
-def lowest_threshold(conf: np.ndarray, correct: np.ndarray, target: float) -> float | None:
+def lowest_threshold(
+    conf: np.ndarray, correct: np.ndarray, target: float, prior: tuple[np.ndarray, np.ndarray] | None = None
+) -> float | None:
     """The lowest confidence ``t`` whose predictions with confidence ``>= t`` reach ``target`` precision.
 
-    Precision is :func:`wilson_lower` (see the module docstring). Ties are taken together.
+    Precision is :func:`wilson_lower` (see the module docstring). Ties are taken together. With ``prior``
+    (every value's predictions: confidences and correctness), the counts at each ``t`` are first shrunk toward
+    the pooled precision at or above ``t``, worth :data:`PRIOR_ITEMS` predictions.
     """
     if conf.size == 0:
         return None
@@ -65,11 +83,24 @@ def lowest_threshold(conf: np.ndarray, correct: np.ndarray, target: float) -> fl
     c, hit = conf[order], correct[order].astype(np.float64)
     k = np.cumsum(hit)
     m = np.arange(1, len(c) + 1, dtype=np.float64)
+    if prior is not None:
+        p0 = _precision_at_or_above(*prior, c)
+        k, m = k + PRIOR_ITEMS * p0, m + PRIOR_ITEMS
     last_of_tie = np.append(c[1:] != c[:-1], True)
     ok = (wilson_lower(k, m) >= target) & last_of_tie
     if not ok.any():
         return None
     return float(c[np.flatnonzero(ok)[-1]])
+
+
+def _precision_at_or_above(conf: np.ndarray, correct: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each confidence in ``at``, the share right among the predictions ``conf`` at or above it (0 if none)."""
+    order = np.argsort(conf, kind="stable")
+    sorted_conf, hits = conf[order], correct[order].astype(np.float64)
+    right_from = np.append(np.cumsum(hits[::-1])[::-1], 0.0)  # right_from[j]: right among sorted_conf[j:]
+    start = np.searchsorted(sorted_conf, at, side="left")
+    count = len(sorted_conf) - start
+    return np.divide(right_from[start], count, out=np.zeros(len(at)), where=count > 0)
 
 
 def _pooled_threshold(cands: list[tuple[np.ndarray, np.ndarray]], target: float) -> float | None:
@@ -88,10 +119,11 @@ def choose_thresholds(
     """Per value, :func:`lowest_threshold` over its predictions, or the pooled one when it has few."""
     cands = [_candidates(probs, labels, v, multi_label) for v in range(probs.shape[1])]
     pooled = _pooled_threshold(cands, target)
+    everything = (np.concatenate([c for c, _ in cands]), np.concatenate([h for _, h in cands]))
     out: list[float | None] = []
     for conf, hit in cands:
         if _has_own(conf, pooled):
-            out.append(lowest_threshold(conf, hit, target))
+            out.append(lowest_threshold(conf, hit, target, prior=everything))
             continue
         above = conf >= pooled
         out.append(pooled if not above.any() or hit[above].mean() >= target else None)
