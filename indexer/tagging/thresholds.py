@@ -136,14 +136,17 @@ def threshold_evidence(
     """Per value with a threshold, what the labelled items it was chosen on say of it (``None`` without one).
 
     ``source``: ``own`` (its own predictions) or ``pooled`` (borrowed from the attribute, see the module
-    docstring); ``labelled_above``, ``right_above``: the labelled predictions at or above it and how many are
-    right; ``precision_lower_95``: their one-sided 95 % Wilson lower bound. The threshold was chosen on these
-    very items, so the bound says the most they can promise, not a held-out measurement (the value's
-    ``precision`` beside it is one): twelve right of twelve bound it at 0.82, short of a 0.9 target, which is
-    why a value needs many labelled items before its tags can be trusted blind.
+    docstring); ``labelled_above``, ``right_above``: the value's labelled predictions at or above it and how many
+    are right; ``precision_lower_95``: their one-sided 95 % Wilson lower bound; ``pooled_precision_above``: the
+    share right of every value's predictions at or above it, which an own threshold's counts were shrunk toward
+    (it is what backs a threshold that only one or two of the value's own predictions sit above). The threshold
+    was chosen on these very items, so the bound says the most they can promise, not a held-out measurement (the
+    value's ``precision`` beside it is one): twelve right of twelve bound it at 0.82, short of a 0.9 target,
+    which is why a value needs many labelled items before its tags can be trusted blind.
     """
     cands = [_candidates(probs, labels, v, multi_label) for v in range(probs.shape[1])]
     pooled = _pooled_threshold(cands, target)
+    everything = (np.concatenate([c for c, _ in cands]), np.concatenate([h for _, h in cands]))
     out: list[dict[str, Any] | None] = []
     for (conf, hit), threshold in zip(cands, thresholds, strict=True):
         if threshold is None:
@@ -152,9 +155,10 @@ def threshold_evidence(
         above = conf >= threshold
         m, k = int(above.sum()), int(hit[above].sum())
         bound = float(wilson_lower(np.asarray(float(k)), np.asarray(float(m)), REPORT_Z)) if m else None
+        pool = float(_precision_at_or_above(*everything, np.asarray([threshold]))[0])
         out.append({
             "source": "own" if _has_own(conf, pooled) else "pooled",
-            "labelled_above": m, "right_above": k, "precision_lower_95": bound,
+            "labelled_above": m, "right_above": k, "precision_lower_95": bound, "pooled_precision_above": pool,
         })  # fmt: skip
     return tuple(out)
 

@@ -35,6 +35,7 @@ def test_evidence_says_own_or_pooled_and_bounds_the_precision_at_95_percent() ->
         "labelled_above": 12,
         "right_above": 12,
         "precision_lower_95": pytest.approx(0.816, abs=1e-3),
+        "pooled_precision_above": 1.0,  # every value's predictions at or above 0.6 are right
     }
     assert borrowed is not None and borrowed["source"] == "pooled" and borrowed["right_above"] == 3
     assert borrowed["precision_lower_95"] == pytest.approx(
@@ -43,7 +44,10 @@ def test_evidence_says_own_or_pooled_and_bounds_the_precision_at_95_percent() ->
     # v2's six predictions are all wrong but all under the pooled threshold, so it borrows it with no evidence:
     # the report shows 0 of 0 and no bound rather than hiding it
     assert thresholds[2] == thresholds[0]
-    assert blind == {"source": "pooled", "labelled_above": 0, "right_above": 0, "precision_lower_95": None}
+    assert blind == {
+        "source": "pooled", "labelled_above": 0, "right_above": 0, "precision_lower_95": None,
+        "pooled_precision_above": 1.0,
+    }  # fmt: skip
 
 
 def test_a_value_without_a_threshold_has_no_evidence_and_calibration_reports_it_per_value() -> None:
@@ -61,6 +65,7 @@ def test_a_value_without_a_threshold_has_no_evidence_and_calibration_reports_it_
             )
             bound = evidence["precision_lower_95"]
             assert bound is None or 0.0 < bound < evidence["right_above"] / evidence["labelled_above"] + 1e-9
+            assert 0.0 <= evidence["pooled_precision_above"] <= 1.0
 
 
 def test_the_cli_names_the_values_whose_evidence_is_weaker_than_the_target() -> None:
