@@ -103,9 +103,9 @@ def _precision_at_or_above(conf: np.ndarray, correct: np.ndarray, at: np.ndarray
     return np.divide(right_from[start], count, out=np.zeros(len(at)), where=count > 0)
 
 
-def _pooled_threshold(cands: list[tuple[np.ndarray, np.ndarray]], target: float) -> float | None:
-    """:func:`lowest_threshold` over every value's predictions together."""
-    return lowest_threshold(np.concatenate([c for c, _ in cands]), np.concatenate([h for _, h in cands]), target)
+def _pool(cands: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every value's predictions together: (confidences, correct)."""
+    return np.concatenate([c for c, _ in cands]), np.concatenate([h for _, h in cands])
 
 
 def _has_own(conf: np.ndarray, pooled: float | None) -> bool:
@@ -118,8 +118,8 @@ def choose_thresholds(
 ) -> tuple[float | None, ...]:
     """Per value, :func:`lowest_threshold` over its predictions, or the pooled one when it has few."""
     cands = [_candidates(probs, labels, v, multi_label) for v in range(probs.shape[1])]
-    pooled = _pooled_threshold(cands, target)
-    everything = (np.concatenate([c for c, _ in cands]), np.concatenate([h for _, h in cands]))
+    everything = _pool(cands)
+    pooled = lowest_threshold(*everything, target)
     out: list[float | None] = []
     for conf, hit in cands:
         if _has_own(conf, pooled):
@@ -145,8 +145,8 @@ def threshold_evidence(
     which is why a value needs many labelled items before its tags can be trusted blind.
     """
     cands = [_candidates(probs, labels, v, multi_label) for v in range(probs.shape[1])]
-    pooled = _pooled_threshold(cands, target)
-    everything = (np.concatenate([c for c, _ in cands]), np.concatenate([h for _, h in cands]))
+    everything = _pool(cands)
+    pooled = lowest_threshold(*everything, target)
     out: list[dict[str, Any] | None] = []
     for (conf, hit), threshold in zip(cands, thresholds, strict=True):
         if threshold is None:

@@ -121,10 +121,11 @@ def run_tag_run(args: argparse.Namespace) -> int:
     taxonomy = load_taxonomy(args.taxonomy)
     where = parse_filters(args.filter, what="--filter") if args.filter else None
     options = TagOptions(batch_size=args.batch_size, device=args.device, review_band=args.review_band, redo=args.redo)
+    calibration = _calibration(args.calibration)
     report = tag_store(
         args.store,
         taxonomy,
-        calibration=_calibration(args.calibration),
+        calibration=calibration,
         where=where,
         options=options,
         progress=TqdmProgress(enabled=not args.quiet and not args.json),
@@ -146,7 +147,6 @@ def run_tag_run(args: argparse.Namespace) -> int:
         print(
             f"  {name:<24} accept {counts['accept']:>8,}  review {counts['review']:>8,}  reject {counts['reject']:>8,}"
         )
-    calibration = _calibration(args.calibration)
     if calibration is not None:
         for name, attribute in calibration.attributes.items():
             _print_weak_evidence(name, attribute.report)
