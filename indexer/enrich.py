@@ -29,7 +29,14 @@ from catalens.indexer.errors import ItemError
 from catalens.indexer.fetch import Fetcher, FetchOptions
 from catalens.indexer.images import decode_image
 from catalens.indexer.pipeline import ProgressSink, default_workers
-from catalens.indexer.store import CatalogStore, Enrichment, EnrichmentKind, EnrichmentTask, FailedItem
+from catalens.indexer.store import (
+    CatalogStore,
+    Enrichment,
+    EnrichmentKind,
+    EnrichmentTask,
+    FailedItem,
+    vector_caption_spec,
+)
 from catalens.indexer.weights_check import require_same_weights
 from catalens.models import LoadOptions, default_registry
 from catalens.models.captioning import (
@@ -277,7 +284,7 @@ def recorded_caption_spec(captioner: Captioner, store: CatalogStore) -> str:
     generation options (its ``run_spec``, when it has one).
     """
     if isinstance(captioner, VectorCaptioner):
-        return f"{captioner.spec}@{store.manifest.model_key}"
+        return vector_caption_spec(captioner.spec, store.manifest.model_key)
     return str(getattr(captioner, "run_spec", captioner.spec))
 
 

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         text_encoder: a text-encoder spec for queries (e.g. a multilingual model paired with the store's
             image tower); ``None`` uses the store model's own text tower.
         allow_unpaired_text_encoder: accept a text encoder not registered as aligned to the store's model.
-        vector_weight, lexical_weight, rrf_k: hybrid ranking's reciprocal-rank fusion (see
+        vector_weight, lexical_weight, rrf_k, vector_captions: hybrid ranking's reciprocal-rank fusion (see
             :class:`search.engine.Fusion`; the defaults are the measured ones).
         text_cache_size: query texts and label prompts whose vectors the engine keeps (an LRU; 0 turns it off).
         classify_max_*: the most work one ``POST /v1/classify`` may ask for (see
@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     vector_weight: float = Field(default=Fusion.vector_weight, ge=0)
     lexical_weight: float = Field(default=Fusion.lexical_weight, ge=0)
     rrf_k: float = Field(default=Fusion.rank_constant, ge=0)
+    vector_captions: bool = Fusion.vector_captions
     text_cache_size: int = Field(default=DEFAULT_TEXT_CACHE_SIZE, ge=0)
     classify_max_labels: int = Field(default=ClassifyLimits.max_labels, gt=0)
     classify_max_templates: int = Field(default=ClassifyLimits.max_templates, gt=0)
@@ -132,4 +133,9 @@ class Settings(BaseSettings):
 
     def fusion(self) -> Fusion:
         """The engine's hybrid fusion settings."""
-        return Fusion(vector_weight=self.vector_weight, lexical_weight=self.lexical_weight, rank_constant=self.rrf_k)
+        return Fusion(
+            vector_weight=self.vector_weight,
+            lexical_weight=self.lexical_weight,
+            rank_constant=self.rrf_k,
+            vector_captions=self.vector_captions,
+        )

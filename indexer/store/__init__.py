@@ -37,7 +37,13 @@ from __future__ import annotations
 
 from catalens.indexer.store.catalog import LOCK_NAME, CatalogStore
 from catalens.indexer.store.duplicates import DuplicateGroup, DuplicateMember, DuplicateRun, DuplicateTable
-from catalens.indexer.store.enrichments import Enrichment, EnrichmentKind, EnrichmentTask
+from catalens.indexer.store.enrichments import (
+    CaptionSources,
+    Enrichment,
+    EnrichmentKind,
+    EnrichmentTask,
+    vector_caption_spec,
+)
 from catalens.indexer.store.filters import ItemFilter
 from catalens.indexer.store.fulltext import LexicalMatch
 from catalens.indexer.store.generations import INDEX_DIR, KEEP_GENERATIONS
@@ -54,6 +60,7 @@ __all__ = [
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "UPGRADABLE_VERSIONS",
+    "CaptionSources",
     "CatalogStore",
     "DuplicateGroup",
     "DuplicateMember",
@@ -76,4 +83,5 @@ __all__ = [
     "TagRow",
     "TagRun",
     "TagTable",
+    "vector_caption_spec",
 ]

@@ -266,6 +266,11 @@ class CatalogStore(StoreQueries, StoreTables):
         with self._guard:
             return enrichments.enrichment_counts(self._db)
 
+    def caption_sources(self) -> enrichments.CaptionSources:
+        """How many captions restate the store's own vectors and how many read the pixels (a few rows read)."""
+        with self._guard:
+            return enrichments.caption_sources(self._db, self._manifest.model_key)
+
     # -- reading -----------------------------------------------------------------------------------------
 
     def item_states(self, origin: str | None = None) -> dict[str, ItemState]:

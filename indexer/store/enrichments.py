@@ -72,9 +72,13 @@ def write_enrichments(db: sqlite3.Connection, results: Iterable[tuple[int, Enric
     written: list[int] = []
     for key, result in results:
         cursor = db.execute(
-            """INSERT OR REPLACE INTO enrichments (item_key, kind, spec, content_hash, text, data, error, updated_at)
+            # An upsert, not INSERT OR REPLACE: REPLACE's delete of the old row fires no trigger, and the
+            # caption counts per spec (:mod:`.caption_schema`) follow the triggers.
+            """INSERT INTO enrichments (item_key, kind, spec, content_hash, text, data, error, updated_at)
                SELECT key, ?, ?, content_hash, ?, ?, ?, ? FROM items
-               WHERE key = ? AND content_hash IS ? AND status = 'indexed'""",
+               WHERE key = ? AND content_hash IS ? AND status = 'indexed'
+               ON CONFLICT (item_key, kind) DO UPDATE SET spec = excluded.spec, content_hash = excluded.content_hash,
+               text = excluded.text, data = excluded.data, error = excluded.error, updated_at = excluded.updated_at""",
             (
                 result.kind,
                 result.spec,
@@ -132,3 +136,40 @@ def enrichment_counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
     for kind, spec, failed, n in rows:
         counts.setdefault(kind, {})[f"{spec} (failed)" if failed else spec] = int(n)
     return counts
+
+
+def vector_caption_spec(captioner: str, model_key: str) -> str:
+    """The spec recorded with captions a captioner made from the store's own image vectors: ``captioner@model``.
+
+    The model key (:attr:`StoreManifest.model_key`) is in it because such captions change with the vectors;
+    it is also how :func:`caption_sources` tells them from captions that read the pixels.
+    """
+    return f"{captioner}@{model_key}"
+
+
+@dataclass(frozen=True)
+class CaptionSources:
+    """How many of a store's captions came from its own image vectors, and how many from elsewhere.
+
+    Attributes:
+        from_vectors: captions recorded with :func:`vector_caption_spec` for the store's current model (the
+            ``attributes`` captioner: zero-shot labels of the very vectors vector search ranks by).
+        other: every other successful caption (BLIP and BLIP-2 read the pixels with a model of their own;
+            captions of an earlier model's vectors are due again and counted here until redone).
+    """
+
+    from_vectors: int
+    other: int
+
+    @property
+    def only_from_vectors(self) -> bool:
+        """Whether the store has captions and every one restates its own vectors."""
+        return self.from_vectors > 0 and self.other == 0
+
+
+def caption_sources(db: sqlite3.Connection, model_key: str) -> CaptionSources:
+    """Count the captions by where their words came from, from the per-spec counts the triggers keep."""
+    suffix = vector_caption_spec("", model_key)
+    rows = db.execute("SELECT name, n FROM facets WHERE kind = 'caption_spec' AND n > 0").fetchall()
+    from_vectors = sum(int(n) for spec, n in rows if str(spec).endswith(suffix))
+    return CaptionSources(from_vectors, sum(int(n) for _, n in rows) - from_vectors)

@@ -84,8 +84,27 @@ def sync_text(db: sqlite3.Connection, keys: Iterable[int]) -> None:
         index_text(db, f"i.key IN ({marks})", chunk)
 
 
+def only_columns(expr: str, columns: Sequence[str] | None) -> str:
+    """``expr`` matched in ``columns`` only (FTS5's column filter), or as is when ``columns`` is ``None``.
+
+    Raises:
+        ValueError: a column the full-text index does not have, or none at all.
+    """
+    if columns is None:
+        return expr
+    unknown = [c for c in columns if c not in FIELDS]
+    if unknown or not columns:
+        raise ValueError(f"full-text columns must be some of {', '.join(FIELDS)}; got {list(columns)}")
+    return "{" + " ".join(columns) + "} : (" + expr + ")"
+
+
 def lexical_search(
-    db: sqlite3.Connection, match: str, where: ItemFilter, limit: int, stats: TermStats | None = None
+    db: sqlite3.Connection,
+    match: str,
+    where: ItemFilter,
+    limit: int,
+    stats: TermStats | None = None,
+    columns: Sequence[str] | None = None,
 ) -> list[LexicalMatch]:
     """The best ``limit`` full-text matches of an FTS5 MATCH expression among items passing ``where``.
 
@@ -97,15 +116,17 @@ def lexical_search(
     Args:
         stats: cached document frequencies of common phrases, kept by the caller between queries (a
             fresh one per call if ``None``: correct, but each call then counts its common phrases' rows).
+        columns: match in these full-text columns only (all of them if ``None``); a phrase is common by
+            the rows it matches there. BM25 still weighs each column as :data:`FIELD_WEIGHTS` says.
     """
     phrases = _PHRASE.findall(match)
     if not phrases or match != " OR ".join(phrases):
-        return exhaustive_search(db, match, where, limit)
+        return exhaustive_search(db, only_columns(match, columns), where, limit)
     phrases = list(dict.fromkeys(phrases))
-    common = [p for p in phrases if _is_common(db, p)]
+    common = [p for p in phrases if _is_common(db, only_columns(p, columns))]
     if not common:
-        return exhaustive_search(db, match, where, limit)
-    return _bounded_search(db, phrases, common, where, limit, stats or TermStats())
+        return exhaustive_search(db, only_columns(match, columns), where, limit)
+    return _bounded_search(db, phrases, common, where, limit, stats or TermStats(), columns)
 
 
 def exhaustive_search(db: sqlite3.Connection, match: str, where: ItemFilter, limit: int) -> list[LexicalMatch]:
@@ -130,7 +151,13 @@ def _is_common(db: sqlite3.Connection, phrase: str) -> bool:
 
 
 def _bounded_search(
-    db: sqlite3.Connection, phrases: list[str], common: list[str], where: ItemFilter, limit: int, stats: TermStats
+    db: sqlite3.Connection,
+    phrases: list[str],
+    common: list[str],
+    where: ItemFilter,
+    limit: int,
+    stats: TermStats,
+    columns: Sequence[str] | None,
 ) -> list[LexicalMatch]:
     """Rank a bounded candidate set when some phrases are common, with scores on BM25's scale.
 
@@ -153,17 +180,19 @@ def _bounded_search(
       length normalisation, which would order them, is what is given up).
 
     A rare match thus outranks a common-only one whenever its BM25 does, which IDF makes the usual case.
+    With ``columns``, every expression read is matched in those columns only.
     """
     rare = [p for p in phrases if p not in common]
-    rows, df = stats.frequencies(db, common)
-    bonus = {p: _common_bonus(rows, df[p]) for p in common}
+    rows, df = stats.frequencies(db, [only_columns(p, columns) for p in common])
+    bonus = {p: _common_bonus(rows, df[only_columns(p, columns)]) for p in common}
     scores: dict[int, float] = {}
     if rare:
         rare_expr = " OR ".join(rare)
-        scores = {m.key: m.score for m in exhaustive_search(db, rare_expr, where, COMMON_ROWS * len(rare))}
+        found = exhaustive_search(db, only_columns(rare_expr, columns), where, COMMON_ROWS * len(rare))
+        scores = {m.key: m.score for m in found}
         for phrase in common:
             sql = "SELECT rowid FROM items_fts WHERE items_fts MATCH ?"
-            for (key,) in db.execute(sql, (f"({rare_expr}) AND {phrase}",)):
+            for (key,) in db.execute(sql, (only_columns(f"({rare_expr}) AND {phrase}", columns),)):
                 if key in scores:
                     scores[key] += bonus[phrase]
     clauses, params = filter_clauses(where, "i.")
@@ -177,7 +206,7 @@ def _bounded_search(
             break
         if rare:
             expr = f"({expr}) NOT ({' OR '.join(rare)})"
-        for key, passes in db.execute(tier_sql, (*params, expr, budget)):
+        for key, passes in db.execute(tier_sql, (*params, only_columns(expr, columns), budget)):
             budget -= 1
             if passes and int(key) not in scores:
                 scores[int(key)] = score

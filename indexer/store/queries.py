@@ -25,7 +25,12 @@ class StoreQueries:
     _guard: threading.RLock
 
     def lexical_search(
-        self, match: str, where: ItemFilter, limit: int, stats: fulltext.TermStats | None = None
+        self,
+        match: str,
+        where: ItemFilter,
+        limit: int,
+        stats: fulltext.TermStats | None = None,
+        columns: Sequence[str] | None = None,
     ) -> list[LexicalMatch]:
         """The best ``limit`` full-text matches of an FTS5 MATCH expression among items passing ``where``.
 
@@ -34,15 +39,18 @@ class StoreQueries:
             where: the same metadata filter vector search takes.
             limit: how many matches to return, best first.
             stats: the caller's cache of common words' row counts (see :func:`fulltext.lexical_search`).
+            columns: match in these full-text columns only (``None``: every column).
         """
         with self._guard:
-            return fulltext.lexical_search(self._db, match, where, limit, stats)
+            return fulltext.lexical_search(self._db, match, where, limit, stats, columns)
 
-    def lexical_snippets(self, match: str, keys: Iterable[int], tokens: int = 12) -> dict[int, dict[str, str]]:
-        """For each key, the fields ``match`` hits with a short marked-up excerpt of each (see LexicalMatch)."""
+    def lexical_snippets(
+        self, match: str, keys: Iterable[int], tokens: int = 12, columns: Sequence[str] | None = None
+    ) -> dict[int, dict[str, str]]:
+        """For each key, the fields ``match`` hits (in ``columns``, if given) with a short marked-up excerpt of each."""
         wanted = [int(k) for k in keys]
         with self._guard:
-            return fulltext.lexical_snippets(self._db, match, wanted, tokens)
+            return fulltext.lexical_snippets(self._db, fulltext.only_columns(match, columns), wanted, tokens)
 
     def matching_keys(self, where: ItemFilter) -> np.ndarray:
         """Keys of the indexed items that satisfy ``where``, sorted (int64)."""

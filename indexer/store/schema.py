@@ -13,6 +13,7 @@ from pathlib import Path
 
 from catalens.indexer.errors import StoreVersionError
 from catalens.indexer.lexical import FIELDS, TOKENIZER
+from catalens.indexer.store.caption_schema import SCHEMA_V6, UPGRADE_V6
 from catalens.indexer.store.duplicate_schema import SCHEMA_V5
 from catalens.indexer.store.fulltext import index_text
 from catalens.indexer.store.tag_schema import SCHEMA_V4
@@ -21,9 +22,10 @@ DB_NAME = "catalog.sqlite3"
 #: Version 2 added captions, OCR text and the FTS5 index; version 3 the facet counts and the per-item attribute
 #: rows kept by triggers, and the partial indexes of failed items and of prices; version 4 the tagging jobs'
 #: runs, tags and per-item tagging state (:mod:`.tag_schema`); version 5 the near-duplicate groups and their runs
-#: (:mod:`.duplicate_schema`). Older stores are upgraded in place on open, step by step.
-SCHEMA_VERSION = 5
-UPGRADABLE_VERSIONS = (1, 2, 3, 4)
+#: (:mod:`.duplicate_schema`); version 6 the caption counts per captioner spec (:mod:`.caption_schema`). Older
+#: stores are upgraded in place on open, step by step.
+SCHEMA_VERSION = 6
+UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: SQLite page size of a new database: a 512-d float32 vector row (2 KB) stays on its b-tree page, seven to a
 #: page (2.3 KB an item on disk, against 4.7 KB at SQLite's default 4 KB pages). Existing files keep theirs.
 PAGE_SIZE = 16384
@@ -226,7 +228,7 @@ def open_database(db_path: Path, store: str, *, read_only: bool = False) -> sqli
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         db.executescript(_SCHEMA)
-        for statement in (*_SCHEMA_V2, *_SCHEMA_V3, *SCHEMA_V4, *SCHEMA_V5):
+        for statement in (*_SCHEMA_V2, *_SCHEMA_V3, *SCHEMA_V4, *SCHEMA_V5, *SCHEMA_V6):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     elif version in UPGRADABLE_VERSIONS:
@@ -316,6 +318,12 @@ def upgrade(db: sqlite3.Connection, version: int) -> None:
             for statement in SCHEMA_V5:
                 db.execute(statement)
             db.execute("PRAGMA user_version = 5")
+            version = 5
+        if version == 5:
+            # Triggers and one pass over the enrichments (about a second at a million captions).
+            for statement in UPGRADE_V6:
+                db.execute(statement)
+            db.execute("PRAGMA user_version = 6")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

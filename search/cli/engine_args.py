@@ -34,13 +34,15 @@ def parse_modes(text: str, several: bool = False) -> list[SearchMode]:
 
 
 def fusion_from_args(args: argparse.Namespace) -> Fusion:
-    """The hybrid fusion settings from ``--vector-weight``, ``--lexical-weight`` and ``--rrf-k``."""
+    """The hybrid fusion settings from ``--vector-weight``, ``--lexical-weight``, ``--rrf-k`` and
+    ``--vector-captions``."""
     from catalens.search.engine import Fusion
 
     given = {
         "vector_weight": getattr(args, "vector_weight", None),
         "lexical_weight": getattr(args, "lexical_weight", None),
         "rank_constant": getattr(args, "rrf_k", None),
+        "vector_captions": getattr(args, "vector_captions", None),
     }
     return Fusion(**{name: value for name, value in given.items() if value is not None})
 

@@ -158,5 +158,12 @@ def add_ranking_options(parser: argparse.ArgumentParser, several_modes: bool = F
         + ("; a comma-separated list compares modes" if several_modes else ""),
     )
     parser.add_argument("--vector-weight", type=non_negative, help="hybrid: weight of the vector list (default 1)")
-    parser.add_argument("--lexical-weight", type=non_negative, help="hybrid: weight of the lexical list (default 1)")
-    parser.add_argument("--rrf-k", type=non_negative, help="hybrid: reciprocal-rank constant (default 60)")
+    parser.add_argument("--lexical-weight", type=non_negative, help="hybrid: weight of the lexical list (default 1.25)")
+    parser.add_argument("--rrf-k", type=non_negative, help="hybrid: reciprocal-rank constant (default 10)")
+    parser.add_argument(
+        "--vector-captions",
+        action="store_true",
+        default=None,
+        help="hybrid: match captions made from the store's own vectors (attributes) even when they are its "
+        "only captions (default: left out, they restate the vector list)",
+    )

@@ -308,15 +308,16 @@ class SearchEngine:
         depth = fusion_depth(fusion, options)
         snap = self._snapshots.current
         listed = replace(options, k=depth, offset=0, collapse_by_product=False, explain=False)
+        columns = self._lexical.fusion_columns(fusion)
         fused = reciprocal_rank_fusion(
-            self._vectors.page(snap, query, listed), self._lexical.ranked(match, options, depth), fusion, depth
+            self._vectors.page(snap, query, listed), self._lexical.ranked(match, options, depth, columns), fusion, depth
         )
         ranked = collapse(fused.hits, options.collapse_by_product)
         if options.dedupe:
             ranked = dedupe_hits(self.store, ranked)
         page = ranked[options.offset : options.need]
         if options.explain:
-            page = fused.explain(page, self._lexical.matched_fields(match, page))
+            page = fused.explain(page, self._lexical.matched_fields(match, page, columns))
         return SearchResult(page, options.k, options.offset, snap.generation)
 
     # -- zero-shot classification --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from catalens.indexer.lexical import FIELDS
 from catalens.indexer.store import CatalogStore
 from catalens.indexer.store.fulltext import TermStats
 from catalens.indexer.vectors.rerank import rerank
@@ -21,6 +22,7 @@ from catalens.search.engine.diversity import first_per_group
 from catalens.search.engine.snapshot import Snapshot
 from catalens.search.engine.types import (
     Explanation,
+    Fusion,
     Hit,
     SearchOptions,
     _hit,
@@ -36,6 +38,8 @@ from catalens.search.engine.types import (
 EXACT_FILTER_LIMIT = 1_000
 #: Index searches after the first, each wider, before an allowed set is scored exactly.
 MAX_WIDENING = 4
+#: The full-text columns hybrid ranking's lexical list matches when every caption restates the vectors.
+WITHOUT_CAPTIONS: tuple[str, ...] = tuple(f for f in FIELDS if f != "caption")
 
 Ranked = list[tuple[int, float]]
 
@@ -379,10 +383,21 @@ class LexicalRetriever:
         self._store = store
         self._stats = TermStats()
 
-    def ranked(self, match: str, options: SearchOptions, depth: int) -> list[Hit]:
-        """The best ``depth`` full-text matches as hits scored by BM25, filters and exclusions applied."""
+    def fusion_columns(self, fusion: Fusion) -> tuple[str, ...] | None:
+        """The full-text columns a hybrid query's lexical list matches (``None``: every column).
+
+        Every column but ``caption`` when the store's captions all came from its own vectors and ``fusion``
+        does not ask for them (see :attr:`Fusion.vector_captions`): they would count the vector list twice.
+        """
+        if fusion.vector_captions or not self._store.caption_sources().only_from_vectors:
+            return None
+        return WITHOUT_CAPTIONS
+
+    def ranked(self, match: str, options: SearchOptions, depth: int, columns: Sequence[str] | None = None) -> list[Hit]:
+        """The best ``depth`` full-text matches (in ``columns``, if given) as hits scored by BM25, filters and
+        exclusions applied."""
         excluded = set(options.exclude_ids)
-        matches = self._store.lexical_search(match, options.where, depth + len(excluded), self._stats)
+        matches = self._store.lexical_search(match, options.where, depth + len(excluded), self._stats, columns)
         items = self._store.get_items(m.key for m in matches)
         hits = [_hit(items[m.key], m.score) for m in matches if m.key in items]
         return [h for h in hits if h.id not in excluded][:depth]
@@ -406,8 +421,10 @@ class LexicalRetriever:
             ]
         return page
 
-    def matched_fields(self, match: str, hits: Sequence[Hit]) -> dict[str, dict[str, str]]:
-        """Per hit id, the fields ``match`` hits with a marked-up excerpt of each."""
+    def matched_fields(
+        self, match: str, hits: Sequence[Hit], columns: Sequence[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """Per hit id, the fields ``match`` hits (among ``columns``, if given) with a marked-up excerpt of each."""
         keys = {item.key: item.id for item in self._store.get_items_by_id(h.id for h in hits).values()}
-        snippets = self._store.lexical_snippets(match, keys)
+        snippets = self._store.lexical_snippets(match, keys, columns=columns)
         return {keys[key]: found for key, found in snippets.items()}

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from catalens.indexer.lexical import match_expression
+from catalens.indexer.lexical import FIELDS, match_expression
 from catalens.indexer.pipeline import reindex
 from catalens.indexer.records import ItemRecord
-from catalens.indexer.store import CatalogStore, EmbeddedItem, ItemFilter
+from catalens.indexer.store import CatalogStore, EmbeddedItem, Enrichment, ItemFilter, vector_caption_spec
 from catalens.indexer.store.fulltext import COMMON_ROWS, exhaustive_search, lexical_search
 from catalens.search.engine import SearchEngine, SearchOptions
 
@@ -164,3 +164,41 @@ def test_a_long_query_of_common_words_still_fills_the_list(common_store: Path, t
         hits = engine.search_text("black blue shoe boot model", SearchOptions(k=200, mode="lexical")).hits
     assert len({h.id for h in hits}) == 200
     assert all(words_of(h.title or "") & {"black", "blue", "shoe", "boot", "model"} for h in hits)
+
+
+@pytest.mark.parametrize("text", ["kestrel black shoes", "black shoe", "kestrel", "red kestrel 5", "model"])
+def test_matching_some_columns_leaves_the_others_out_on_either_path(
+    built_store: Path, common_store: Path, text: str
+) -> None:
+    """Captions "kestrel black shoe" on 900 rows make "kestrel" common in every column but rare in the others.
+    Matched without the caption column, a query finds exactly the rows the store without captions finds, the
+    title kestrels first. (Scores differ a little: FTS5's BM25 normalises by a row's length over all columns.)"""
+    match = match_expression(text)
+    assert match is not None
+    columns = [f for f in FIELDS if f != "caption"]
+    with CatalogStore.open(built_store) as plain:
+        expected = plain.lexical_search(match, ItemFilter(), N)
+    with CatalogStore.open(common_store) as store:
+        spec = vector_caption_spec("attributes", store.manifest.model_key)
+        items = [store.get_item(f"sku-{i:04d}") for i in range(200, 1100)]
+        with store.writer_lock():
+            store.write_enrichments(
+                (item.key, Enrichment("caption", spec, item.content_hash, "kestrel black shoe", {}))
+                for item in items
+                if item is not None
+            )
+        with_captions = store.lexical_search(match, ItemFilter(), N)
+        without = store.lexical_search(match, ItemFilter(), N, columns=columns)
+        top = store.lexical_search(match, ItemFilter(), 3, columns=columns)
+        kestrels = {item.key for item in map(store.get_item, KESTRELS) if item is not None}
+    assert {m.key for m in without} == {m.key for m in expected} and expected
+    assert {m.key for m in top} == {m.key for m in expected[:3]}
+    if "kestrel" in text:
+        assert {m.key for m in top} == kestrels  # the title kestrels first, as without captions
+    if text != "model":
+        assert {m.key for m in with_captions} != {m.key for m in expected}  # the captions do change the matches
+
+
+def test_an_unknown_column_is_refused(common_store: Path) -> None:
+    with CatalogStore.open(common_store) as store, pytest.raises(ValueError, match="full-text columns"):
+        store.lexical_search('"kestrel"', ItemFilter(), 5, columns=["price"])

@@ -221,6 +221,6 @@ def test_a_schema_4_store_is_upgraded_and_grouped(store_dir: Path, capsys: pytes
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "schema_version": 4}))
     assert main(["duplicates", "--store", str(store_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["group_count"] == len(EXPECTED)
-    assert json.loads(manifest.read_text())["schema_version"] == SCHEMA_VERSION == 5
+    assert json.loads(manifest.read_text())["schema_version"] == SCHEMA_VERSION == 6
     with CatalogStore.open(store_dir, read_only=True) as store:
         assert _grouped(store.duplicates.groups()) == EXPECTED

@@ -100,7 +100,7 @@ def test_a_version_4_store_is_upgraded_in_place(tmp_path: Path) -> None:
     manifest = tmp_path / "old" / MANIFEST_NAME
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "schema_version": 4}))
     with CatalogStore.open(tmp_path / "old") as upgraded:
-        assert upgraded.manifest.schema_version == SCHEMA_VERSION == 5
+        assert upgraded.manifest.schema_version == SCHEMA_VERSION == 6
         upgraded.duplicates.replace([_group(upgraded, "a", "b")], _run(1))
         assert _listed(upgraded) == [["a", "b"]]
     assert json.loads(manifest.read_text())["schema_version"] == SCHEMA_VERSION

@@ -329,7 +329,7 @@ def test_a_version_3_store_is_upgraded_in_place(tmp_path: Path, without_attribut
     if without_attribute_rows:  # a version 3 store from before the attribute rows joined it
         sqlite3.connect(tmp_path / "old" / DB_NAME).executescript("DROP TABLE item_attributes;").close()
     with CatalogStore.open(tmp_path / "old") as upgraded:
-        assert upgraded.manifest.schema_version == SCHEMA_VERSION == 5
+        assert upgraded.manifest.schema_version == SCHEMA_VERSION == 6
         a, b = _keys(upgraded, "a", "b")
         assert upgraded.tags.pending("s").tolist() == [a, b] and upgraded.tags.counts() == {}
         run = _run(upgraded)
