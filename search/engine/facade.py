@@ -303,7 +303,11 @@ class SearchEngine:
         return self._recommender.recommend(self._snapshots.current, positive, negative, options, settings)
 
     def _search_hybrid(self, query: np.ndarray, match: str, options: SearchOptions) -> SearchResult:
-        """Fuse the vector and the lexical lists by reciprocal rank, then collapse and page the fused list."""
+        """Fuse the vector and the lexical lists by reciprocal rank, then collapse and page the fused list.
+
+        The lexical list leaves out captions that restate the store's own vectors (see
+        :attr:`Fusion.vector_captions`), and explanations show the fields it did match.
+        """
         fusion = options.fusion or self.fusion
         depth = fusion_depth(fusion, options)
         snap = self._snapshots.current
