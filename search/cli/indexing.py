@@ -233,6 +233,7 @@ def run_info(args: argparse.Namespace) -> int:
                 **_index_health(store),
             },
             "passes": store.enrichment_counts(),
+            "captions": _caption_sources(store),
             "size_bytes": store.size_on_disk(),
             "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in store.failures(100)],
         }
@@ -246,6 +247,17 @@ def run_info(args: argparse.Namespace) -> int:
         elif health["status"] == "ok":
             print(f"Index check ok{' (checksum verified)' if health['checksum'] else ''}")
     return EXIT_OK
+
+
+def _caption_sources(store: CatalogStore) -> dict[str, Any]:
+    """Captions made from the store's own vectors and from the pixels, and whether hybrid ranking (with the
+    default fusion) matches them: not while every caption restates the vectors (``None``: no captions)."""
+    sources = store.caption_sources()
+    return {
+        "from_vectors": sources.from_vectors,
+        "other": sources.other,
+        "matched_by_hybrid": not sources.only_from_vectors if sources.from_vectors + sources.other else None,
+    }
 
 
 def _index_health(store: CatalogStore) -> dict[str, Any]:

@@ -125,6 +125,8 @@ def print_store_info(payload: dict[str, Any]) -> None:
     for kind, specs in payload["passes"].items():
         done = ", ".join(f"{n} by {spec}" for spec, n in specs.items())
         print(f"{'Captions' if kind == 'caption' else 'OCR text':<12}{done}")
+        if kind == "caption" and payload.get("captions", {}).get("matched_by_hybrid") is False:
+            print(" " * 12 + "hybrid ranking leaves them out: they restate the store's own vectors (--vector-captions)")
     print(f"Size        {payload['size_bytes'] / 1e6:.1f} MB")
     if payload["failures"]:
         print("Failures:")

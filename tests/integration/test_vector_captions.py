@@ -113,6 +113,12 @@ def test_the_cli_and_the_service_settings_choose_it(
     counted = explained("--vector-captions")["sku-0005"]
     assert counted["lexical_rank"] is not None and "<mark>kestrel</mark>" in counted["matched_fields"]["caption"]
 
+    assert main(["info", "--store", str(captioned), "--json"]) == 0
+    captions = json.loads(capsys.readouterr().out)["captions"]
+    assert captions == {"from_vectors": 2, "other": 0, "matched_by_hybrid": False}
+    assert main(["info", "--store", str(captioned)]) == 0
+    assert "hybrid ranking leaves them out" in capsys.readouterr().out
+
     monkeypatch.setenv("CATALENS_VECTOR_CAPTIONS", "true")
     assert Settings(store=captioned).fusion().vector_captions
     monkeypatch.delenv("CATALENS_VECTOR_CAPTIONS")
