@@ -325,6 +325,17 @@ class PriceRangeOut(BaseModel):
     max: float = Field(description="the highest price of an indexed item")
 
 
+class CaptionSourcesOut(BaseModel):
+    """Where the words of the store's captions came from, and whether hybrid ranking matches them."""
+
+    from_vectors: int = Field(description="captions made from the store's own vectors (the attributes captioner)")
+    other: int = Field(description="captions that read the pixels with a model of their own (BLIP, BLIP-2)")
+    matched_by_hybrid: bool | None = Field(
+        description="whether this service's hybrid ranking matches caption words: not while every caption restates "
+        "the vectors, unless CATALENS_VECTOR_CAPTIONS is set; null when the store has no caption"
+    )
+
+
 class ClassifyLimitsOut(BaseModel):
     """The most work one ``POST /v1/classify`` may ask for; a request past one gets 422 naming it."""
 
@@ -381,6 +392,7 @@ class InfoOut(BaseModel):
     passes: dict[str, dict[str, int]] = Field(
         default_factory=dict, description='caption and OCR passes: {kind: {spec: items}}; "(failed)" specs failed'
     )
+    captions: CaptionSourcesOut | None = None
     failures: list[FailedItemOut] = Field(
         default_factory=list, description="items that could not be indexed, most recent first (see ?failures=)"
     )

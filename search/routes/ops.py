@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from catalens.indexer.publish import index_summary
-from catalens.indexer.store import CatalogStore
+from catalens.indexer.store import CaptionSources, CatalogStore
 from catalens.search.engine import SearchEngine
 from catalens.search.routes.deps import ACCESS_RESPONSES, READ, EngineDep, SettingsDep
 from catalens.search.schemas import (
+    CaptionSourcesOut,
     ClassifyLimitsOut,
     FacetValue,
     FailedItemOut,
@@ -80,6 +81,7 @@ def info(
         facets=facts["facets"],
         price_range=facts["price_range"],
         passes=facts["passes"],
+        captions=_captions(facts["captions"], engine),
         failures=facts["failures"][:failures],
         limits=LimitsOut(
             max_k=settings.max_k,
@@ -89,6 +91,16 @@ def info(
         index_problem=engine.index_problem,
         tags=facts["tags"],
         read_only=settings.read_only,
+    )
+
+
+def _captions(sources: CaptionSources, engine: SearchEngine) -> CaptionSourcesOut:
+    """The caption counts, and whether the service's hybrid ranking matches them (see ``Fusion.vector_captions``)."""
+    matched = engine.fusion.vector_captions or not sources.only_from_vectors
+    return CaptionSourcesOut(
+        from_vectors=sources.from_vectors,
+        other=sources.other,
+        matched_by_hybrid=matched if sources.from_vectors + sources.other else None,
     )
 
 
@@ -126,6 +138,7 @@ def _store_facts(request: Request, engine: SearchEngine, failures: int) -> dict[
             "facets": _facets(store),
             "price_range": PriceRangeOut(min=prices[0], max=prices[1]) if prices else None,
             "passes": store.enrichment_counts(),
+            "captions": store.caption_sources(),
             "tags": store.tags.counts(),
             "failures": [FailedItemOut(id=f.id, source=f.source, reason=f.reason) for f in store.failures(failures)]
             if failures

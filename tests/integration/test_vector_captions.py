@@ -103,7 +103,11 @@ def test_hybrid_leaves_out_captions_that_restate_the_vectors(captioned: Path, ti
 
 
 def test_the_cli_and_the_service_settings_choose_it(
-    captioned: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, open_service: Any
+    captioned: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    open_service: Any,
+    tiny_model: Any,
 ) -> None:
     def explained(*flags: str) -> dict[str, Any]:
         assert main(["search", "kestrel", "--store", str(captioned), "--explain", "-k", "40", "--json", *flags]) == 0
@@ -126,6 +130,20 @@ def test_the_cli_and_the_service_settings_choose_it(
     client = open_service(captioned)
     hits = client.get("/v1/search", params={"q": "kestrel", "k": 40, "explain": "true"}).json()["hits"]
     assert {h["id"] for h in hits if h["explanation"]["lexical_rank"] is not None} == {"sku-0011"}
+    captions = client.get("/v1/info").json()["captions"]
+    assert captions == {"from_vectors": 2, "other": 0, "matched_by_hybrid": False}
+    # The service's fusion comes from its settings (CATALENS_VECTOR_CAPTIONS, checked above) when it opens the
+    # engine; here the test hands it one opened the same way.
+    counting = open_service(
+        captioned, SearchEngine.open(captioned, encoder=tiny_model, fusion=Fusion(vector_captions=True))
+    )
+    assert counting.get("/v1/info").json()["captions"]["matched_by_hybrid"] is True
+    hits = counting.get("/v1/search", params={"q": "kestrel", "k": 40, "explain": "true"}).json()["hits"]
+    assert {h["id"] for h in hits if h["explanation"]["lexical_rank"] is not None} == {
+        "sku-0005",
+        "sku-0007",
+        "sku-0011",
+    }
 
 
 def counted_directly(path: Path) -> dict[str, int]:
