@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from typing import Any
 
 #: FTS5 columns, in table order.
@@ -24,6 +25,10 @@ FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "description": 1.0, "caption": 
 
 #: Porter stemming over Unicode-aware tokens with diacritics folded: "bags" finds "bag", "creme" finds "crème".
 TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+#: The most words of an item a "more like this" query keeps (title first): enough for a title, a keyword list and
+#: a few attributes, few enough that the lexical list costs what a typed query does.
+MORE_LIKE_THIS_WORDS = 32
 
 # Words too common to say anything about a product; dropped from OR queries unless nothing else is left.
 _STOPWORDS = frozenset(
@@ -47,13 +52,34 @@ def match_expression(text: str) -> str | None:
         Quoted phrases joined by OR, e.g. ``'"kestrel" OR "xr-2040" OR "hiking" OR "boots"'``; a chunk such
         as ``XR-2040`` stays one phrase, so it matches the tokens ``xr 2040`` next to each other.
     """
-    words = _CONTROL.sub(" ", text).lower().split()
-    chunks = [chunk for chunk in (c.strip("\"'()[]{}.,;:!?") for c in words) if _WORD.search(chunk)]
+    chunks = _chunks(text)
     useful = [c for c in chunks if c not in _STOPWORDS] or chunks
-    unique = list(dict.fromkeys(useful))
-    if not unique:
+    return _any_of(list(dict.fromkeys(useful)))
+
+
+def more_like_this(texts: Sequence[str], max_words: int = MORE_LIKE_THIS_WORDS) -> str | None:
+    """An FTS5 MATCH expression for items with words like these: the first ``max_words`` distinct searchable
+    words of ``texts`` (an item's own fields, its title first), joined by OR.
+
+    BM25 weighs each word by its rarity, so shared rare words (a brand, "ukulele") rank an item above shared
+    common ones ("pro", "black"); the bounded lexical path keeps common words cheap at scale. ``None`` when
+    the texts have no searchable word.
+    """
+    chunks = [c for c in _chunks(" ".join(texts)) if c not in _STOPWORDS]
+    return _any_of(list(dict.fromkeys(chunks))[:max_words])
+
+
+def _chunks(text: str) -> list[str]:
+    """The searchable whitespace-separated chunks of ``text``, lower-cased, surrounding punctuation stripped."""
+    words = _CONTROL.sub(" ", text).lower().split()
+    return [chunk for chunk in (c.strip("\"'()[]{}.,;:!?") for c in words) if _WORD.search(chunk)]
+
+
+def _any_of(chunks: list[str]) -> str | None:
+    """Distinct chunks as quoted FTS5 phrases joined by OR (``None`` for none)."""
+    if not chunks:
         return None
-    return " OR ".join('"' + chunk.replace('"', '""') + '"' for chunk in unique)
+    return " OR ".join('"' + chunk.replace('"', '""') + '"' for chunk in chunks)
 
 
 def attribute_text(attributes: dict[str, Any]) -> str:

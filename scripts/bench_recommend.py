@@ -117,7 +117,7 @@ def measure_latency(engine: SearchEngine, rounds: int, seed: int) -> dict[str, A
     vectors = {q: engine.item_vector(q) for q in queries}
     five = {}
     for q in queries:  # the item and four of its neighbours, as a "more like these" selection
-        near = [h.id for h in engine.similar(q, SearchOptions(k=20)).hits]
+        near = [h.id for h in engine.similar(q, SearchOptions(k=20, mode="vector")).hits]
         five[q] = [q, *near[4:20:4]][:5]
     k10 = SearchOptions(k=10)
     assert engine.store.manifest.index is not None

@@ -270,6 +270,12 @@ class TermStats:
         return self.rows, {p: self.df[p] for p in phrases}
 
 
+def text_of(db: sqlite3.Connection, key: int) -> dict[str, str]:
+    """An item's full-text row, field by field (empty when the item is not in the full-text index)."""
+    row = db.execute(f"SELECT {', '.join(FIELDS)} FROM items_fts WHERE rowid = ?", (int(key),)).fetchone()
+    return {field: str(value or "") for field, value in zip(FIELDS, row, strict=True)} if row else {}
+
+
 def lexical_snippets(db: sqlite3.Connection, match: str, keys: list[int], tokens: int) -> dict[int, dict[str, str]]:
     """For each key, the fields ``match`` hits with a short marked-up excerpt of each (see LexicalMatch)."""
     if not keys:

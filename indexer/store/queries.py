@@ -44,6 +44,11 @@ class StoreQueries:
         with self._guard:
             return fulltext.lexical_search(self._db, match, where, limit, stats, columns)
 
+    def full_text(self, key: int) -> dict[str, str]:
+        """The words an item has in the full-text index, by field (``{}`` when it is not indexed)."""
+        with self._guard:
+            return fulltext.text_of(self._db, key)
+
     def lexical_snippets(
         self, match: str, keys: Iterable[int], tokens: int = 12, columns: Sequence[str] | None = None
     ) -> dict[int, dict[str, str]]:

@@ -67,7 +67,7 @@ def search_options(args: argparse.Namespace) -> SearchOptions:
         collapse_by_product=args.collapse,
         explain=args.explain,
     )
-    if hasattr(args, "mode"):  # commands that rank by words (search); similar keeps the default ranking
+    if hasattr(args, "mode"):  # commands that rank by words: search, and similar (by the item's own words)
         options = replace(options, mode=parse_modes(args.mode)[0], fusion=fusion_from_args(args))
     return options
 

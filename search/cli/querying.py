@@ -37,6 +37,8 @@ def register_similar(commands: Commands) -> None:
     similar.add_argument("id", help="the item's id")
     similar.add_argument("--store", required=True)
     add_result_options(similar)
+    # hybrid: the item's picture and its own words ("more like this"), fused as a typed query's lists are.
+    add_ranking_options(similar)
     similar.set_defaults(handler=run_similar)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from catalens.indexer.lexical import FIELDS
+from catalens.indexer.lexical import FIELDS, more_like_this
 from catalens.indexer.store import CatalogStore
 from catalens.indexer.store.fulltext import TermStats
 from catalens.indexer.vectors.rerank import rerank
@@ -38,6 +38,10 @@ from catalens.search.engine.types import (
 EXACT_FILTER_LIMIT = 1_000
 #: Index searches after the first, each wider, before an allowed set is scored exactly.
 MAX_WIDENING = 4
+#: BM25 scores at or under this carry no information: FTS5 floors the IDF of a word found in more than half the
+#: rows at 1e-6, so a row matching only such words ("keywords" in every description) scores about 1e-5. A "more
+#: like this" list drops them: ranked by ties, they would only shuffle the vector list.
+UNINFORMATIVE = 1e-3
 #: The full-text columns hybrid ranking's lexical list matches when every caption restates the vectors.
 WITHOUT_CAPTIONS: tuple[str, ...] = tuple(f for f in FIELDS if f != "caption")
 
@@ -364,11 +368,12 @@ def dedupe_positions(store: CatalogStore, keys: Sequence[int], banned_keys: Iter
     return first_per_group(keys, groups, {groups[k] for k in banned if k in groups})
 
 
-def dedupe_hits(store: CatalogStore, hits: list[Hit]) -> list[Hit]:
-    """``hits`` with one item per near-duplicate group (keys looked up by id: for lists that do not carry them)."""
+def dedupe_hits(store: CatalogStore, hits: list[Hit], banned_keys: Sequence[int] = ()) -> list[Hit]:
+    """``hits`` with one item per near-duplicate group, none from the groups of ``banned_keys`` (keys looked up
+    by id: for lists that do not carry them)."""
     by_id = store.get_items_by_id(h.id for h in hits)
     keys = [by_id[h.id].key if h.id in by_id else -1 for h in hits]
-    return [hits[i] for i in dedupe_positions(store, keys)]
+    return [hits[i] for i in dedupe_positions(store, keys, banned_keys)]
 
 
 class LexicalRetriever:
@@ -393,20 +398,37 @@ class LexicalRetriever:
             return None
         return WITHOUT_CAPTIONS
 
-    def ranked(self, match: str, options: SearchOptions, depth: int, columns: Sequence[str] | None = None) -> list[Hit]:
+    def more_like_this(self, key: int, columns: Sequence[str] | None = None) -> str | None:
+        """A MATCH expression of the item's own words (in ``columns``, if given), title first: what its
+        "similar items" share in words (``None``: it has none)."""
+        row = self._store.full_text(key)
+        return more_like_this([row[f] for f in (columns or FIELDS) if row.get(f)])
+
+    def ranked(
+        self,
+        match: str,
+        options: SearchOptions,
+        depth: int,
+        columns: Sequence[str] | None = None,
+        informative: bool = False,
+    ) -> list[Hit]:
         """The best ``depth`` full-text matches (in ``columns``, if given) as hits scored by BM25, filters and
-        exclusions applied."""
+        exclusions applied; with ``informative``, only matches whose words carry information (see
+        :data:`UNINFORMATIVE`)."""
         excluded = set(options.exclude_ids)
         matches = self._store.lexical_search(match, options.where, depth + len(excluded), self._stats, columns)
+        if informative:
+            matches = [m for m in matches if m.score > UNINFORMATIVE]
         items = self._store.get_items(m.key for m in matches)
         hits = [_hit(items[m.key], m.score) for m in matches if m.key in items]
         return [h for h in hits if h.id not in excluded][:depth]
 
-    def page(self, match: str, options: SearchOptions) -> list[Hit]:
-        """The page of hits ``options`` asks for, explained when it asks."""
+    def page(self, match: str, options: SearchOptions, banned_keys: Sequence[int] = ()) -> list[Hit]:
+        """The page of hits ``options`` asks for, explained when it asks (with ``dedupe``, none from the
+        near-duplicate groups of ``banned_keys``)."""
         hits = collapse(self.ranked(match, options, list_depth(options)), options.collapse_by_product)
         if options.dedupe:
-            hits = dedupe_hits(self._store, hits)
+            hits = dedupe_hits(self._store, hits, banned_keys)
         page = hits[options.offset : options.need]
         if options.explain:
             fields_of = self.matched_fields(match, page)

@@ -65,6 +65,16 @@ class SearchQuery(PageQuery):
     mode: SearchMode = Field(default="hybrid", description="vector, lexical or hybrid (both fused by rank)")
 
 
+class SimilarQuery(PageQuery):
+    """``GET /v1/items/{id}/similar`` parameters: paging, filters and how "like this" is judged."""
+
+    mode: SearchMode = Field(
+        default="hybrid",
+        description="hybrid: the item's picture and its own words (more like this) fused by rank; vector: the "
+        "picture alone; lexical: the words alone (422 for an item without words)",
+    )
+
+
 class ImageSearchForm(BaseModel):
     """Form fields of ``POST /v1/search/image``: the uploaded image, words to add or avoid, paging, filters."""
 

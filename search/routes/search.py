@@ -20,7 +20,7 @@ from catalens.search.routes.deps import (
     LinksDep,
     SettingsDep,
 )
-from catalens.search.routes.params import ImageSearchForm, PageQuery, SearchQuery, search_options
+from catalens.search.routes.params import ImageSearchForm, SearchQuery, SimilarQuery, search_options
 from catalens.search.schemas import PydanticJSONResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[READ], responses=ACCESS_RESPONSES)
@@ -111,6 +111,7 @@ async def search_image(
     responses=_ITEM_ERRORS,
 )
 def similar(
-    engine: EngineDep, links: LinksDep, settings: SettingsDep, params: Annotated[PageQuery, Query()], item_id: str
+    engine: EngineDep, links: LinksDep, settings: SettingsDep, params: Annotated[SimilarQuery, Query()], item_id: str
 ) -> PydanticJSONResponse:
-    return PydanticJSONResponse(SearchResponse.of(engine.similar(item_id, params.options(settings)), links))
+    result = engine.similar(item_id, params.options(settings, params.mode))
+    return PydanticJSONResponse(SearchResponse.of(result, links))

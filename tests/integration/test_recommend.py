@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -244,7 +245,8 @@ def test_group_by_holds_on_every_page(engine: SearchEngine) -> None:
 def test_mmr_lowers_intra_list_similarity(engine: SearchEngine) -> None:
     options = SearchOptions(k=10)
     relevance = engine.recommend(["b05-bags-2"], options=options, recommend=RecommendOptions(diversity=0.0))
-    assert ids(relevance) == [h.id for h in engine.similar("b05-bags-2", options).hits]
+    by_vector = replace(options, mode="vector")  # recommend ranks by vectors; similar's default adds words
+    assert ids(relevance) == [h.id for h in engine.similar("b05-bags-2", by_vector).hits]
     similarity = [intra_list_similarity(engine, ids(relevance))]
     for diversity in (0.3, 0.7):
         diverse = engine.recommend(["b05-bags-2"], options=options, recommend=RecommendOptions(diversity=diversity))
@@ -263,9 +265,10 @@ def test_dedupe_hides_near_duplicate_copies(engine: SearchEngine) -> None:
     for mode in ("lexical", "hybrid"):
         words = engine.search([QueryPart(text="brand-00 tops number 0")], SearchOptions(k=8, mode=mode, dedupe=True))  # type: ignore[arg-type]
         assert len(group & {h.id for h in words.hits}) == 1
-    similar = engine.similar("b00-tops-0", SearchOptions(k=10, dedupe=True)).hits
-    assert len(similar) == 10 and not group & {h.id for h in similar}
-    assert group & {h.id for h in engine.similar("b00-tops-0", SearchOptions(k=10)).hits}
+    for mode in ("vector", "hybrid", "lexical"):  # similar: no copy of the item itself, by picture or by words
+        similar = engine.similar("b00-tops-0", SearchOptions(k=10, dedupe=True, mode=mode)).hits  # type: ignore[arg-type]
+        assert len(similar) == 10 and not group & {h.id for h in similar}, mode
+        assert group & {h.id for h in engine.similar("b00-tops-0", SearchOptions(k=10, mode=mode)).hits}  # type: ignore[arg-type]
     for strategy in ("average", "best_score"):
         settings = RecommendOptions(strategy=strategy)  # type: ignore[arg-type]
         copies = engine.recommend(["b00-tops-0"], options=SearchOptions(k=10), recommend=settings)
