@@ -285,7 +285,7 @@ class SearchEngine:
         if match is None:
             return self._search_vector(query, options, banned)
         if options.mode == "lexical":
-            page = self._lexical.page(match, options, banned_keys=banned)
+            page = self._lexical.page(match, options, banned_keys=banned, informative=True)
             return SearchResult(page, options.k, options.offset, self._snapshots.current.generation)
         return self._search_hybrid(query, match, options, columns, banned, informative=True)
 

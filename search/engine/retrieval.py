@@ -423,10 +423,13 @@ class LexicalRetriever:
         hits = [_hit(items[m.key], m.score) for m in matches if m.key in items]
         return [h for h in hits if h.id not in excluded][:depth]
 
-    def page(self, match: str, options: SearchOptions, banned_keys: Sequence[int] = ()) -> list[Hit]:
+    def page(
+        self, match: str, options: SearchOptions, banned_keys: Sequence[int] = (), informative: bool = False
+    ) -> list[Hit]:
         """The page of hits ``options`` asks for, explained when it asks (with ``dedupe``, none from the
-        near-duplicate groups of ``banned_keys``)."""
-        hits = collapse(self.ranked(match, options, list_depth(options)), options.collapse_by_product)
+        near-duplicate groups of ``banned_keys``; with ``informative``, see :meth:`ranked`)."""
+        ranked = self.ranked(match, options, list_depth(options), informative=informative)
+        hits = collapse(ranked, options.collapse_by_product)
         if options.dedupe:
             hits = dedupe_hits(self._store, hits, banned_keys)
         page = hits[options.offset : options.need]
