@@ -251,12 +251,15 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _caption_sources(store: CatalogStore) -> dict[str, Any]:
     """Captions made from the store's own vectors and from the pixels, and whether hybrid ranking (with the
-    default fusion) matches them: not while every caption restates the vectors (``None``: no captions)."""
+    default fusion) matches them (see :func:`hybrid_matches_captions`)."""
+    from catalens.search.engine import Fusion
+    from catalens.search.engine.retrieval import hybrid_matches_captions
+
     sources = store.caption_sources()
     return {
         "from_vectors": sources.from_vectors,
         "other": sources.other,
-        "matched_by_hybrid": not sources.only_from_vectors if sources.from_vectors + sources.other else None,
+        "matched_by_hybrid": hybrid_matches_captions(sources, Fusion()),
     }
 
 

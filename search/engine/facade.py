@@ -273,7 +273,7 @@ class SearchEngine:
         options = options or SearchOptions()
         check_page(options)
         query = self.item_vector(item_id)
-        item = self.store.get_item(item_id)
+        item = self.store.get_item(item_id) if options.dedupe or options.mode != "vector" else None
         banned = (item.key,) if item is not None and options.dedupe else ()
         options = replace(options, exclude_ids=(*options.exclude_ids, item_id))
         if options.mode == "vector" or item is None:

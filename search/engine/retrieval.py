@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from catalens.indexer.lexical import FIELDS, more_like_this
-from catalens.indexer.store import CatalogStore
+from catalens.indexer.store import CaptionSources, CatalogStore
 from catalens.indexer.store.fulltext import TermStats
 from catalens.indexer.vectors.rerank import rerank
 from catalens.search.engine.diversity import first_per_group
@@ -376,6 +376,16 @@ def dedupe_hits(store: CatalogStore, hits: list[Hit], banned_keys: Sequence[int]
     return [hits[i] for i in dedupe_positions(store, keys, banned_keys)]
 
 
+def hybrid_matches_captions(sources: CaptionSources, fusion: Fusion) -> bool | None:
+    """Whether hybrid ranking with ``fusion`` matches a store's caption words (``None``: it has no caption).
+
+    Not while every caption restates the store's own vectors, unless ``fusion.vector_captions`` asks for them.
+    """
+    if sources.from_vectors + sources.other == 0:
+        return None
+    return fusion.vector_captions or not sources.only_from_vectors
+
+
 class LexicalRetriever:
     """Ranks a store's items by BM25 over its full-text index (titles, attributes, captions, OCR text).
 
@@ -394,9 +404,7 @@ class LexicalRetriever:
         Every column but ``caption`` when the store's captions all came from its own vectors and ``fusion``
         does not ask for them (see :attr:`Fusion.vector_captions`): they would count the vector list twice.
         """
-        if fusion.vector_captions or not self._store.caption_sources().only_from_vectors:
-            return None
-        return WITHOUT_CAPTIONS
+        return WITHOUT_CAPTIONS if hybrid_matches_captions(self._store.caption_sources(), fusion) is False else None
 
     def more_like_this(self, key: int, columns: Sequence[str] | None = None) -> str | None:
         """A MATCH expression of the item's own words (in ``columns``, if given), title first: what its

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from catalens.indexer.publish import index_summary
 from catalens.indexer.store import CaptionSources, CatalogStore
 from catalens.search.engine import SearchEngine
+from catalens.search.engine.retrieval import hybrid_matches_captions
 from catalens.search.routes.deps import ACCESS_RESPONSES, READ, EngineDep, SettingsDep
 from catalens.search.schemas import (
     CaptionSourcesOut,
@@ -96,11 +97,10 @@ def info(
 
 def _captions(sources: CaptionSources, engine: SearchEngine) -> CaptionSourcesOut:
     """The caption counts, and whether the service's hybrid ranking matches them (see ``Fusion.vector_captions``)."""
-    matched = engine.fusion.vector_captions or not sources.only_from_vectors
     return CaptionSourcesOut(
         from_vectors=sources.from_vectors,
         other=sources.other,
-        matched_by_hybrid=matched if sources.from_vectors + sources.other else None,
+        matched_by_hybrid=hybrid_matches_captions(sources, engine.fusion),
     )
 
 

@@ -86,16 +86,19 @@ def test_similar_fuses_the_picture_with_the_items_own_words(worded: Path, tiny_m
         }
 
 
-def test_lexical_similar_for_an_item_without_words_is_refused(
-    vector_store: Callable[..., Path], tiny_model: Any
-) -> None:
+@pytest.fixture
+def wordless(vector_store: Callable[..., Path]) -> Path:
+    """Six items with no title, description or attributes: nothing in the full-text index."""
     catalog = random_catalog(6)
     for _, fields in catalog.values():
         fields["attributes"] = {}
-    path = vector_store(catalog)
-    with SearchEngine.open(path, encoder=tiny_model) as engine, pytest.raises(QueryError, match="no words"):
+    return vector_store(catalog)
+
+
+def test_lexical_similar_for_an_item_without_words_is_refused(wordless: Path, tiny_model: Any) -> None:
+    with SearchEngine.open(wordless, encoder=tiny_model) as engine, pytest.raises(QueryError, match="no words"):
         engine.similar("sku-0001", SearchOptions(mode="lexical"))
-    with SearchEngine.open(path, encoder=tiny_model) as engine:
+    with SearchEngine.open(wordless, encoder=tiny_model) as engine:
         hybrid = [h.id for h in engine.similar("sku-0001", SearchOptions(k=5)).hits]
         assert hybrid == by_cosine(engine, "sku-0001")
 
@@ -118,13 +121,8 @@ def test_http_and_cli_similar_take_a_mode(
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == cosine[:5]
 
 
-def test_an_item_without_words_gets_422_in_lexical_mode_over_http(
-    vector_store: Callable[..., Path], open_service: Any
-) -> None:
-    catalog = random_catalog(6)
-    for _, fields in catalog.values():
-        fields["attributes"] = {}
-    client = open_service(vector_store(catalog))
+def test_an_item_without_words_gets_422_in_lexical_mode_over_http(wordless: Path, open_service: Any) -> None:
+    client = open_service(wordless)
     refused = client.get("/v1/items/sku-0001/similar", params={"mode": "lexical"})
     assert refused.status_code == 422 and "no words" in refused.json()["detail"]
     answered = client.get("/v1/items/sku-0001/similar", params={"k": 5})

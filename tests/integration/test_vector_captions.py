@@ -35,6 +35,7 @@ from catalens.search.cli import main
 from catalens.search.engine import Fusion, SearchEngine, SearchOptions
 from catalens.search.settings import Settings
 from tests.integration.test_engine import DIM, random_catalog
+from tests.unit.test_caption_counts import direct_counts
 
 BLIP = "blip:Salesforce/blip-image-captioning-base"
 
@@ -146,17 +147,6 @@ def test_the_cli_and_the_service_settings_choose_it(
     }
 
 
-def counted_directly(path: Path) -> dict[str, int]:
-    db = sqlite3.connect(path / DB_NAME)
-    try:
-        rows = db.execute(
-            "SELECT spec, COUNT(*) FROM enrichments WHERE kind = 'caption' AND error IS NULL GROUP BY spec"
-        ).fetchall()
-    finally:
-        db.close()
-    return {spec: n for spec, n in rows}
-
-
 def counted_by_triggers(path: Path) -> dict[str, int]:
     db = sqlite3.connect(path / DB_NAME)
     try:
@@ -171,10 +161,10 @@ def test_caption_counts_follow_every_write_and_an_upgrade(vector_store: Callable
     spec = vector_spec(path)
     write_captions(path, {f"sku-000{i}": (spec, "blue mug") for i in range(5)})
     write_captions(path, {"sku-0005": (spec, "")}, error="the captioner failed")  # no words: not counted
-    assert counted_by_triggers(path) == counted_directly(path) == {spec: 5}
+    assert counted_by_triggers(path) == direct_counts(path) == {spec: 5}
 
     write_captions(path, {"sku-0000": (BLIP, "a blue mug"), "sku-0006": (BLIP, "a lamp")})  # replaced, added
-    assert counted_by_triggers(path) == counted_directly(path) == {spec: 4, BLIP: 2}
+    assert counted_by_triggers(path) == direct_counts(path) == {spec: 4, BLIP: 2}
 
     with CatalogStore.open(path) as store, store.writer_lock():
         # A new image drops the old one's caption; a deleted item takes its caption with it.
@@ -184,7 +174,7 @@ def test_caption_counts_follow_every_write_and_an_upgrade(vector_store: Callable
         store.write_batch(embedded=[EmbeddedItem(record, "e" * 32, 96, 64, np.ones(DIM, dtype=np.float32) / DIM**0.5)])
         assert store.delete_items(["sku-0002", "sku-0006"]) == 2
         assert store.caption_sources() == CaptionSources(from_vectors=2, other=1)
-    assert counted_by_triggers(path) == counted_directly(path) == {spec: 2, BLIP: 1}
+    assert counted_by_triggers(path) == direct_counts(path) == {spec: 2, BLIP: 1}
 
     # A version 5 store (no triggers, no counts) is counted once when upgraded, then kept counted.
     db = sqlite3.connect(path / DB_NAME)
@@ -200,4 +190,4 @@ def test_caption_counts_follow_every_write_and_an_upgrade(vector_store: Callable
         assert upgraded.manifest.schema_version == SCHEMA_VERSION == 6
         assert upgraded.caption_sources() == CaptionSources(from_vectors=2, other=1)
     write_captions(path, {"sku-0007": (spec, "green lamp")})
-    assert counted_by_triggers(path) == counted_directly(path) == {spec: 3, BLIP: 1}
+    assert counted_by_triggers(path) == direct_counts(path) == {spec: 3, BLIP: 1}
